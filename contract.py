@@ -1,0 +1,41 @@
+"""The names, ports and signatures every part of DigitOps agrees on.
+
+Imported by training/, serving/, webui/ and the tests; it imports nothing heavy, so the
+web UI's image can carry it without TensorFlow.
+"""
+
+MODEL_NAME = "mnist"
+IMAGE_SIZE = 28
+NUM_CLASSES = 10
+
+# serving_default: MNIST-convention pixels in, probabilities and the digit out.
+SERVING_SIGNATURE = "serving_default"
+PIXELS_INPUT = "pixels"
+# predict_image: an encoded image of any size in, plus the 28x28 the classifier saw.
+IMAGE_SIGNATURE = "predict_image"
+IMAGE_INPUT = "image"
+PROBABILITIES_OUTPUT = "probabilities"
+DIGIT_OUTPUT = "digit"
+NORMALIZED_OUTPUT = "normalized"
+
+# TF Serving version labels and the MLflow aliases behind them.
+STABLE_LABEL = "stable"
+CANARY_LABEL = "canary"
+CHAMPION_ALIAS = "champion"
+CHALLENGER_ALIAS = "challenger"
+LABEL_FOR_ALIAS = {CHAMPION_ALIAS: STABLE_LABEL, CHALLENGER_ALIAS: CANARY_LABEL}
+
+REST_PORT = 8501
+GRPC_PORT = 8500
+MLFLOW_PORT = 5000
+WEBUI_PORT = 8080
+
+DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
+DEFAULT_ARTIFACT_ROOT = "mlruns/artifacts"
+DEFAULT_MODELS_DIR = "models"
+DEFAULT_MODELS_CONFIG = "serving/models.config"
+DEFAULT_TF_SERVING_URL = f"http://localhost:{REST_PORT}"
+
+# Registered-model version tags, read back by `promote` and the web UI.
+RUN_ID_TAG = "run_id"
+TEST_ACCURACY_TAG = "test_accuracy"

@@ -1,0 +1,76 @@
+"""Fixtures shared by every test layer: the real MNIST files and one small trained stack."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.support.servers import local_serving
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """The folder with the four real MNIST files: $MNIST_DIR, else ../shared/data/mnist."""
+    folder = Path(os.environ.get("MNIST_DIR") or SHARED_MNIST)
+    if not (folder / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.fail(f"MNIST files not found in {folder}: set MNIST_DIR to a folder holding them")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def mnist(mnist_dir):
+    from training import data
+
+    return data.load(mnist_dir)
+
+
+@dataclass(frozen=True)
+class Stack:
+    """A trained, registered, published and promoted model, all under one temp folder."""
+
+    root: Path
+    tracking_uri: str
+    models_dir: Path  # holds mnist/1
+    models_config: Path  # label stable -> version 1, base path = models_dir/mnist
+    version: int
+    run_id: str
+    test_accuracy: float
+
+    @property
+    def base_path(self) -> Path:
+        return self.models_dir / "mnist"
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory, mnist_dir) -> Stack:
+    """Train once per test session (a real model, small data), register, publish, promote."""
+    from training import registry, train
+
+    root = tmp_path_factory.mktemp("stack")
+    settings = train.Settings(
+        tracking_uri=f"sqlite:///{root}/mlflow.db",
+        artifact_root=str(root / "artifacts"),
+        models_dir=str(root / "models"),
+        models_config=str(root / "models.config"),
+        serving_base_path=str(root / "models" / "mnist"),
+        data_dir=str(mnist_dir),
+    )
+    result = train.run(settings, train_limit=10000, epochs=1, verbose=0)
+    registry.promote(settings, version=result.version, min_accuracy=0.9)
+    return Stack(root, settings.tracking_uri, Path(settings.models_dir),
+                 Path(settings.models_config), result.version, result.run_id,
+                 result.test_accuracy)
+
+
+@pytest.fixture(scope="session")
+def serving_url(stack, tmp_path_factory):
+    """The REST URL of `python -m serving` serving `stack` on a free loopback port."""
+    log = tmp_path_factory.mktemp("logs") / "serving.log"
+    with local_serving(stack.models_config, log=log) as url:
+        yield url

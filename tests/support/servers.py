@@ -1,0 +1,85 @@
+"""Start real servers on free loopback ports for tests: wait until ready, stop on exit."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(ready: Callable[[], bool], timeout: float, what: str, proc=None) -> None:
+    """Poll `ready` until it is true; fail with `what` after `timeout` or if `proc` dies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what}: process exited with {proc.returncode}")
+        try:
+            if ready():
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{what}: not ready after {timeout:.0f}s")
+
+
+@contextlib.contextmanager
+def process(args: list[str], ready: Callable[[], bool], what: str, timeout: float = 120,
+            env: dict | None = None, log: Path | None = None) -> Iterator[subprocess.Popen]:
+    """Run `args` (from the repo root) until the block ends; `ready` is the readiness probe."""
+    out = open(log, "ab") if log else subprocess.DEVNULL
+    proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})},
+                            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_until(ready, timeout, what, proc)
+        yield proc
+    finally:
+        stop(proc)
+        if log:
+            out.close()
+
+
+def stop(proc: subprocess.Popen, timeout: float = 15) -> None:
+    """SIGTERM the process group, then SIGKILL what is left."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def model_available(url: str, model: str = "mnist") -> bool:
+    r = requests.get(f"{url}/v1/models/{model}", timeout=2)
+    return r.ok and any(v["state"] == "AVAILABLE" for v in r.json()["model_version_status"])
+
+
+@contextlib.contextmanager
+def local_serving(model_config_file: Path, port: int | None = None,
+                  log: Path | None = None) -> Iterator[str]:
+    """Run `python -m serving` on a models.config; yield its REST base URL once AVAILABLE."""
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [sys.executable, "-m", "serving", f"--rest_api_port={port}",
+            f"--model_config_file={model_config_file}",
+            "--file_system_poll_wait_seconds=1"]
+    with process(args, lambda: model_available(url), f"python -m serving on {port}", log=log):
+        yield url

@@ -1,0 +1,66 @@
+"""The Keras architectures `--model` can pick; each takes MNIST pixels (0-255) named `pixels`."""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from contract import IMAGE_SIZE, NUM_CLASSES, PIXELS_INPUT, PROBABILITIES_OUTPUT
+
+
+def _inputs() -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    pixels = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE), name=PIXELS_INPUT, dtype="float32")
+    scaled = layers.Rescaling(1.0 / 255.0, name="scale")(pixels)
+    return pixels, layers.Reshape((IMAGE_SIZE, IMAGE_SIZE, 1), name="add_channel")(scaled)
+
+
+def convnet() -> keras.Model:
+    """Small and fast: two conv blocks and dropout, the classic Keras MNIST example's shape."""
+    pixels, x = _inputs()
+    x = layers.Conv2D(32, 3, activation="relu")(x)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Conv2D(64, 3, activation="relu")(x)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Flatten()(x)
+    x = layers.Dropout(0.5)(x)
+    probabilities = layers.Dense(NUM_CLASSES, activation="softmax", name=PROBABILITIES_OUTPUT)(x)
+    return keras.Model(pixels, probabilities, name="convnet")
+
+
+def _conv_bn(x, filters: int, kernel: int = 3, padding: str = "same"):
+    x = layers.Conv2D(filters, kernel, padding=padding, use_bias=False)(x)
+    # momentum 0.9: the moving statistics settle within a few dozen steps, so even a
+    # one-epoch smoke run evaluates with sensible batch-norm statistics.
+    x = layers.BatchNormalization(momentum=0.9)(x)
+    return layers.Activation("relu")(x)
+
+
+def vgg(width: int = 32, augment: bool = True) -> keras.Model:
+    """Stronger default: VGG-style batch-norm blocks, with small random shifts, turns and zooms."""
+    pixels, x = _inputs()
+    if augment:
+        x = layers.RandomRotation(0.03, fill_mode="constant", name="augment_rotate")(x)
+        x = layers.RandomZoom(0.1, fill_mode="constant", name="augment_zoom")(x)
+        x = layers.RandomTranslation(0.1, 0.1, fill_mode="constant", name="augment_shift")(x)
+    x = _conv_bn(x, width)
+    x = _conv_bn(x, width)
+    x = layers.MaxPooling2D()(x)
+    x = _conv_bn(x, 2 * width)
+    x = _conv_bn(x, 2 * width)
+    x = layers.MaxPooling2D()(x)
+    x = _conv_bn(x, 4 * width, padding="valid")
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.25)(x)
+    probabilities = layers.Dense(NUM_CLASSES, activation="softmax", name=PROBABILITIES_OUTPUT)(x)
+    return keras.Model(pixels, probabilities, name="vgg")
+
+
+ARCHITECTURES = {"convnet": convnet, "vgg": vgg}
+DEFAULT_ARCHITECTURE = "vgg"
+
+
+def build(name: str) -> keras.Model:
+    """Build an architecture by name."""
+    if name not in ARCHITECTURES:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(ARCHITECTURES)}")
+    return ARCHITECTURES[name]()
