@@ -1,0 +1,149 @@
+"""DigitOps web UI: draw a digit, get TF Serving's answer, see which MLflow run made the model.
+
+The app holds no model. It validates the drawing, proxies it to TF Serving's REST API and
+shapes the answer. Build it with `create_app()`; run it with `python -m webui` or
+`gunicorn --threads 8 -b 0.0.0.0:8080 "webui:create_app()"`.
+
+Environment (read when `create_app` runs, not at import):
+    TF_SERVING_URL       TF Serving REST base URL (default http://localhost:8501)
+    MODEL_NAME           served model name (default mnist)
+    MODEL_LABEL          version label to predict with (default stable)
+    TF_SERVING_TIMEOUT   seconds to wait for TF Serving per request (default 5)
+    MLFLOW_TRACKING_URI  runs are linked only when this is an http(s) URL
+    MLFLOW_UI_URL        MLflow UI the browser can open (default http://localhost:5000)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from contract import (
+    DEFAULT_TF_SERVING_URL,
+    DEFAULT_TRACKING_URI,
+    MLFLOW_PORT,
+    MODEL_NAME,
+    STABLE_LABEL,
+)
+from webui import messages
+
+log = logging.getLogger(__name__)
+
+DEFAULTS = {
+    "TF_SERVING_URL": DEFAULT_TF_SERVING_URL,
+    "MODEL_NAME": MODEL_NAME,
+    "MODEL_LABEL": STABLE_LABEL,
+    "TF_SERVING_TIMEOUT": 5.0,
+    "MLFLOW_TRACKING_URI": DEFAULT_TRACKING_URI,
+    "MLFLOW_UI_URL": f"http://localhost:{MLFLOW_PORT}",
+    "MLFLOW_TIMEOUT": 1.0,  # MLflow only adds a link; never let it hold up an answer for long
+    "VERSION_CACHE_SECONDS": 2.0,  # how long a label -> version lookup is trusted
+    "MAX_IMAGE_SIDE": 2048,
+    "MAX_CONTENT_LENGTH": 1024 * 1024,  # Flask answers 413 past this
+}
+ENV_VARS = ("TF_SERVING_URL", "MODEL_NAME", "MODEL_LABEL", "TF_SERVING_TIMEOUT",
+            "MLFLOW_TRACKING_URI", "MLFLOW_UI_URL")
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
+
+def load_config(test_config: Mapping | None = None, environ: Mapping | None = None) -> dict:
+    """Merge defaults, then the environment, then `test_config`; check the numbers."""
+    environ = os.environ if environ is None else environ
+    config = dict(DEFAULTS)
+    config.update({k: environ[k] for k in ENV_VARS if environ.get(k)})
+    config.update(test_config or {})
+    for key in ("TF_SERVING_TIMEOUT", "MLFLOW_TIMEOUT", "VERSION_CACHE_SECONDS"):
+        try:
+            config[key] = float(config[key])
+        except (TypeError, ValueError):
+            raise ValueError(f"{key} must be a number of seconds, got {config[key]!r}") from None
+        if config[key] < 0 or (key.endswith("TIMEOUT") and config[key] == 0):
+            raise ValueError(f"{key} must be positive, got {config[key]!r}")
+    return config
+
+
+def create_app(test_config: Mapping | None = None) -> Flask:
+    """Build the web UI app; `test_config` overrides the defaults and the environment."""
+    from webui import api, ops, pages
+    from webui.metrics import Metrics
+    from webui.runs import RunFinder
+    from webui.tfs_client import LabelCache, TFServingClient
+
+    app = Flask(__name__)
+    app.config.update(load_config(test_config))
+    app.config["DEBUG"] = False  # never the debugger: it runs code sent by the browser
+    app.json.sort_keys = False
+
+    client = TFServingClient(app.config["TF_SERVING_URL"], app.config["MODEL_NAME"],
+                             app.config["TF_SERVING_TIMEOUT"])
+    app.extensions["webui.tfs"] = client
+    app.extensions["webui.labels"] = LabelCache(
+        client, app.config["MODEL_LABEL"], app.config["VERSION_CACHE_SECONDS"])
+    app.extensions["webui.runs"] = RunFinder(
+        app.config["MLFLOW_TRACKING_URI"], app.config["MLFLOW_UI_URL"],
+        app.config["MODEL_NAME"], timeout=app.config["MLFLOW_TIMEOUT"])
+    Metrics().init_app(app)
+
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(ops.bp)
+    app.after_request(_security_headers)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+    return app
+
+
+def _security_headers(response):
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
+    response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+    if request.path.startswith("/api/"):
+        response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/") or request.path in ("/readyz", "/healthz")
+
+
+def _http_error(error: HTTPException):
+    """Answer HTTP errors as `{"error": ...}` under /api/; elsewhere keep Flask's page."""
+    if not _wants_json():
+        return error
+    text = {
+        400: messages.BAD_REQUEST,
+        404: messages.NOT_FOUND,
+        405: messages.METHOD_NOT_ALLOWED.format(method=request.method),
+        413: messages.BODY_TOO_LARGE.format(limit=_max_body()),
+    }.get(error.code, error.description)
+    response = jsonify(error=text)
+    response.status_code = error.code or 500
+    if error.code == 405 and error.valid_methods:
+        response.headers["Allow"] = ", ".join(error.valid_methods)
+    return response
+
+
+def _unexpected_error(error: Exception):
+    """Log a bug with its traceback; the client gets JSON (under /api/), never a trace."""
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    if _wants_json():
+        return jsonify(error=messages.INTERNAL), 500
+    return "Internal Server Error", 500
+
+
+def _max_body() -> int:
+    from flask import current_app
+
+    return current_app.config["MAX_CONTENT_LENGTH"]

@@ -1,0 +1,27 @@
+"""Every sentence the web UI says to a user when something goes wrong, in one place.
+
+Kept together so the wording stays plain and consistent, and tests can match on it.
+"""
+
+NOT_JSON = "The request body must be JSON, like {\"image\": \"data:image/png;base64,...\"}."
+NOT_AN_OBJECT = "The JSON body must be an object with an \"image\" field."
+MISSING_IMAGE = "The \"image\" field is missing: send the drawing as a PNG data URL or base64."
+IMAGE_NOT_TEXT = "The \"image\" field must be a string (a PNG data URL or base64), not {kind}."
+EMPTY_IMAGE = "The \"image\" field is empty."
+DATA_URL_NOT_BASE64 = "The data URL must be base64-encoded (data:image/png;base64,...)."
+NOT_BASE64 = "The \"image\" field is not valid base64 text."
+NOT_AN_IMAGE = "The \"image\" field does not hold an image that can be read (PNG, JPEG, GIF, BMP)."
+DAMAGED_IMAGE = "The image could not be decoded; the file may be damaged or cut short."
+IMAGE_TOO_LARGE = "The image is {width}×{height} pixels; the largest side accepted is {limit}."
+BODY_TOO_LARGE = "The request is larger than {limit} bytes; send a smaller image."
+EMPTY_DRAWING = "The canvas looks empty: draw a digit first."
+
+SERVING_DOWN = "The model service is not reachable right now. Please try again in a moment."
+SERVING_TIMEOUT = "The model service took longer than {seconds:g} s to answer. Please try again."
+MODEL_UNAVAILABLE = "The model is not available right now: {detail}"
+SERVING_BAD_ANSWER = "The model service gave an answer the web UI could not use: {detail}"
+
+NOT_FOUND = "There is no such API endpoint."
+METHOD_NOT_ALLOWED = "This API endpoint does not accept {method} requests."
+BAD_REQUEST = "The request could not be understood."
+INTERNAL = "Something went wrong inside the web UI; the error has been logged."

@@ -1,0 +1,83 @@
+"""Find the MLflow run behind a served model version, for the link next to each answer.
+
+MLflow is optional for predictions: when it is down, slow or not an http(s) tracking server,
+the UI shows the version without a link. Found runs are kept for good (a registered version
+never changes its run); failures are remembered for `retry_after` seconds, so a dead MLflow
+costs at most one short timeout per version per that interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import requests
+
+from contract import RUN_ID_TAG
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunLink:
+    run_id: str
+    experiment_id: str | None
+    url: str | None
+
+    def as_json(self) -> dict:
+        return {"run_id": self.run_id, "experiment_id": self.experiment_id, "url": self.url}
+
+
+class RunFinder:
+    """Look up `registered model version -> run` through MLflow's REST API."""
+
+    def __init__(self, tracking_uri: str, ui_url: str, model: str, timeout: float = 1.0,
+                 retry_after: float = 30.0):
+        self.api = tracking_uri.rstrip("/") + "/api/2.0/mlflow"
+        self.enabled = tracking_uri.startswith(("http://", "https://"))
+        self.ui_url = ui_url.rstrip("/")
+        self.model = model
+        self.timeout = timeout
+        self.retry_after = retry_after
+        self.session = requests.Session()
+        self._found: dict[str, RunLink] = {}
+        self._failed: dict[str, float] = {}  # version -> monotonic time to try again
+        self._lock = threading.Lock()
+
+    def find(self, version: str) -> RunLink | None:
+        """Return the run that produced `version`, or None when MLflow cannot say."""
+        if not self.enabled:
+            return None
+        with self._lock:
+            if version in self._found:
+                return self._found[version]
+            if time.monotonic() < self._failed.get(version, 0.0):
+                return None
+        try:
+            link = self._lookup(version)
+        except (requests.RequestException, ValueError, KeyError, TypeError) as e:
+            log.warning("MLflow lookup for %s v%s failed: %s", self.model, version, e)
+            with self._lock:
+                self._failed[version] = time.monotonic() + self.retry_after
+            return None
+        with self._lock:
+            self._found[version] = link
+        return link
+
+    def _lookup(self, version: str) -> RunLink:
+        mv = self._get("model-versions/get", name=self.model, version=version)["model_version"]
+        run_id = mv.get("run_id") or {t["key"]: t["value"] for t in mv.get("tags", [])}.get(
+            RUN_ID_TAG)
+        if not run_id:
+            raise KeyError(f"version {version} has no run_id")
+        run = self._get("runs/get", run_id=run_id)["run"]
+        experiment_id = run["info"]["experiment_id"]
+        url = f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
+        return RunLink(run_id, experiment_id, url)
+
+    def _get(self, path: str, **params) -> dict:
+        response = self.session.get(f"{self.api}/{path}", params=params, timeout=self.timeout)
+        response.raise_for_status()
+        return response.json()

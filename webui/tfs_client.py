@@ -1,0 +1,174 @@
+"""A small HTTP client for TF Serving's REST API (or our compatible local server).
+
+It takes a base URL, keeps one pooled `requests.Session`, puts a timeout on every call and
+turns every way the model service can fail into one of three typed errors, which the API maps
+to 503 (unreachable or model not loaded), 504 (too slow) or 502 (an answer we cannot use).
+"""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from dataclasses import dataclass
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from contract import (
+    DIGIT_OUTPUT,
+    IMAGE_INPUT,
+    IMAGE_SIGNATURE,
+    NORMALIZED_OUTPUT,
+    PROBABILITIES_OUTPUT,
+)
+from webui import messages
+
+
+class ServingProblem(Exception):
+    """The model service could not give an answer; `status` is what the web UI replies."""
+
+    status = 502
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class ServingUnavailable(ServingProblem):
+    """Nothing listens, the connection broke, or the model or label is not loaded."""
+
+    status = 503
+
+
+class ServingTimeout(ServingProblem):
+    """The model service did not answer within the timeout."""
+
+    status = 504
+
+
+class ServingBadAnswer(ServingProblem):
+    """The model service answered, but not with something the web UI can use."""
+
+    status = 502
+
+
+@dataclass(frozen=True)
+class VersionStatus:
+    version: str
+    state: str
+
+
+class TFServingClient:
+    """Talk to one model on one TF Serving REST endpoint."""
+
+    def __init__(self, base_url: str, model: str, timeout: float, pool_size: int = 32):
+        self.base_url = base_url.rstrip("/")
+        self.model = model
+        self.timeout = timeout
+        self.session = requests.Session()
+        # No automatic retries: a retried predict would hide an overloaded server and
+        # double its latency. Connection refusals fail fast anyway.
+        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def model_url(self, version: str | None = None, label: str | None = None) -> str:
+        url = f"{self.base_url}/v1/models/{self.model}"
+        if version is not None:
+            return f"{url}/versions/{version}"
+        if label is not None:
+            return f"{url}/labels/{label}"
+        return url
+
+    def status(self, version: str | None = None, label: str | None = None,
+               timeout: float | None = None) -> list[VersionStatus]:
+        """Return the versions' states: all of them, one version, or the one a label names."""
+        body = self._call("GET", self.model_url(version, label), timeout=timeout)
+        try:
+            return [VersionStatus(str(v["version"]), str(v["state"]))
+                    for v in body["model_version_status"]]
+        except (KeyError, TypeError) as e:
+            raise ServingBadAnswer(messages.SERVING_BAD_ANSWER.format(detail=repr(e))) from None
+
+    def predict_image(self, png: bytes, version: str) -> dict:
+        """Run the `predict_image` signature of one version on one encoded image.
+
+        Returns the row's outputs: `digit` int, `probabilities` [10], `normalized` [28][28].
+        """
+        payload = {
+            "signature_name": IMAGE_SIGNATURE,
+            "instances": [{IMAGE_INPUT: {"b64": base64.b64encode(png).decode("ascii")}}],
+        }
+        body = self._call("POST", self.model_url(version) + ":predict", json=payload)
+        try:
+            row = body["predictions"][0]
+            return {
+                "digit": int(row[DIGIT_OUTPUT]),
+                "probabilities": [float(p) for p in row[PROBABILITIES_OUTPUT]],
+                "normalized": row[NORMALIZED_OUTPUT],
+            }
+        except (KeyError, IndexError, TypeError, ValueError) as e:
+            detail = f"no usable prediction in the answer ({e!r})"
+            raise ServingBadAnswer(messages.SERVING_BAD_ANSWER.format(detail=detail)) from None
+
+    def _call(self, method: str, url: str, timeout: float | None = None, **kwargs) -> dict:
+        timeout = self.timeout if timeout is None else timeout
+        try:
+            response = self.session.request(method, url, timeout=timeout, **kwargs)
+        except requests.Timeout:
+            raise ServingTimeout(messages.SERVING_TIMEOUT.format(seconds=timeout)) from None
+        except requests.RequestException:
+            raise ServingUnavailable(messages.SERVING_DOWN) from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.ok and isinstance(body, dict):
+            return body
+        detail = body.get("error") if isinstance(body, dict) else None
+        detail = detail or f"HTTP {response.status_code}"
+        # 404: model or version not loaded; 503: the server is up but not serving yet.
+        # A 400 about a label means the label names no loaded version.
+        if response.status_code in (404, 503) or "label" in detail.lower():
+            raise ServingUnavailable(messages.MODEL_UNAVAILABLE.format(detail=detail))
+        raise ServingBadAnswer(messages.SERVING_BAD_ANSWER.format(detail=detail))
+
+
+class LabelCache:
+    """Resolve a version label to a version number, remembered for a few seconds.
+
+    TF Serving's predict answer does not say which version ran. Asking for the label on every
+    request would double the round trips, so the answer is kept `ttl` seconds: a promotion
+    shows up within that time. Only one thread refreshes at a time; the others wait for it.
+    """
+
+    def __init__(self, client: TFServingClient, label: str, ttl: float):
+        self.client = client
+        self.label = label
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._version: str | None = None
+        self._expires = 0.0
+
+    def version(self) -> str:
+        """Return the version the label names now (from cache when fresh)."""
+        if self._version is not None and time.monotonic() < self._expires:
+            return self._version
+        with self._lock:
+            if self._version is not None and time.monotonic() < self._expires:
+                return self._version  # another thread refreshed while we waited
+            statuses = self.client.status(label=self.label)
+            available = [s.version for s in statuses if s.state == "AVAILABLE"]
+            if not available:
+                states = ", ".join(f"v{s.version} {s.state}" for s in statuses) or "none"
+                raise ServingUnavailable(messages.MODEL_UNAVAILABLE.format(
+                    detail=f"label {self.label!r} has no AVAILABLE version ({states})"))
+            self._version = available[0]
+            self._expires = time.monotonic() + self.ttl
+            return self._version
+
+    def forget(self) -> None:
+        """Drop the cached version, e.g. after the server said it no longer has it."""
+        with self._lock:
+            self._version = None
