@@ -69,7 +69,7 @@
   canvas.addEventListener("pointerdown", (event) => {
     if (activePointer !== null || (event.pointerType === "mouse" && event.button !== 0)) return;
     event.preventDefault();
-    canvas.focus({ preventScroll: true });
+    canvas.focus({ preventScroll: true, focusVisible: false });
     canvas.setPointerCapture(event.pointerId);
     activePointer = event.pointerId;
     cancelAutoPredict();

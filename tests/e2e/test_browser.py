@@ -1,0 +1,192 @@
+"""The drawing page in a real headless Chromium, driven by real pointer events.
+
+Runs `python -m webui` (gunicorn) as a subprocess in front of `python -m serving` with the
+session's small trained model. Needs Debian's chromium at /usr/bin/chromium: skipped with that
+reason where it is missing, but never in CI (CI=true), where a missing browser fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.support.servers import ROOT, free_port, model_available, process, stop
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+SCREENSHOT = ROOT / "docs" / "webui.png"
+ANSWER_TIMEOUT_MS = 20_000
+
+# Strokes as points in canvas units (0..1), the way a person draws them with a mouse.
+ONE = [[(0.53, 0.14), (0.51, 0.45), (0.48, 0.86)]]
+SEVEN = [[(0.26, 0.20), (0.50, 0.19), (0.74, 0.18), (0.62, 0.45), (0.50, 0.68), (0.43, 0.86)]]
+
+
+@contextlib.contextmanager
+def run_webui(serving_url: str, **env: str):
+    """Run `python -m webui` on a free port in front of `serving_url`; yield its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with process([sys.executable, "-m", "webui", "--port", str(port)],
+                 lambda: requests.get(f"{url}/healthz", timeout=1).ok,
+                 f"python -m webui on {port}", timeout=60,
+                 env={"TF_SERVING_URL": serving_url, **env}):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} not found: install Debian's chromium package to run browser tests"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def webui_url(serving_url):
+    with run_webui(serving_url) as url:
+        yield url
+
+
+class Page:
+    """One browser tab on the UI that records console errors and requests to other hosts."""
+
+    def __init__(self, browser, base_url: str, viewport=(960, 720), scale: float = 2):
+        width, height = viewport
+        self.context = browser.new_context(viewport={"width": width, "height": height},
+                                           device_scale_factor=scale)
+        self.page = self.context.new_page()
+        self.problems: list[str] = []
+        self.page.on("console", lambda m: m.type == "error" and self.problems.append(m.text))
+        self.page.on("pageerror", lambda e: self.problems.append(str(e)))
+        self.page.on("request", lambda r: r.url.startswith(base_url)
+                     or self.problems.append(f"request to another host: {r.url}"))
+        self.page.goto(base_url + "/")
+
+    def draw(self, strokes) -> None:
+        """Draw with the mouse: real pointerdown, pointermove and pointerup events."""
+        box = self.page.locator("#canvas").bounding_box()
+        for points in strokes:
+            xy = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in points]
+            self.page.mouse.move(*xy[0])
+            self.page.mouse.down()
+            for point in xy[1:]:
+                self.page.mouse.move(*point, steps=10)
+            self.page.mouse.up()
+
+    def locator(self, selector: str):
+        return self.page.locator(selector)
+
+
+@pytest.fixture
+def ui(browser, webui_url):
+    tab = Page(browser, webui_url)
+    yield tab
+    tab.context.close()
+    assert tab.problems == []
+
+
+def expect_answer(ui: Page, digit: str) -> None:
+    from playwright.sync_api import expect
+
+    expect(ui.locator("#digit")).to_have_text(digit, timeout=ANSWER_TIMEOUT_MS)
+    expect(ui.locator("#probabilities li .fill")).to_have_count(10)
+    expect(ui.locator(f'#probabilities li[data-digit="{digit}"]')).to_have_class("top")
+    expect(ui.locator("#model-version")).to_contain_text("mnist v1 (stable)")
+    expect(ui.locator("#error")).to_be_hidden()
+
+
+def test_a_drawn_one_is_predicted_after_the_stroke_ends(ui):
+    ui.draw(ONE)  # no click: the page predicts on its own shortly after the stroke
+    expect_answer(ui, "1")
+
+
+def test_a_drawn_seven_is_predicted_on_the_button_and_shown_whole(ui):
+    ui.draw(SEVEN)
+    ui.locator("#predict").click()
+    expect_answer(ui, "7")
+    # The top bar is drawn wider than the others, and the 28x28 image has ink in it.
+    widths = ui.locator("#probabilities .fill").evaluate_all(
+        "fills => fills.map(f => f.getBoundingClientRect().width)")
+    assert max(widths) == widths[7] > 0
+    ink = ui.locator("#normalized").evaluate(
+        "c => c.getContext('2d').getImageData(0, 0, 28, 28).data.some(v => v > 0 && v < 255)")
+    assert ink
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    ui.page.screenshot(path=str(SCREENSHOT), scale="css", full_page=True)
+
+
+def test_keyboard_undo_clear_and_the_empty_canvas_hint(ui):
+    from playwright.sync_api import expect
+
+    ui.locator("#canvas").focus()
+    ui.page.keyboard.press("Enter")  # nothing drawn yet: a gentle hint, no request
+    expect(ui.locator("#error")).to_be_visible()
+    expect(ui.locator("#error")).to_have_attribute("data-kind", "empty")
+    ui.draw(SEVEN)
+    ui.draw(ONE)  # a second stroke, so undo leaves the 7
+    ui.page.keyboard.press("Control+z")
+    expect_answer(ui, "7")  # undo predicts again on what is left
+    ui.page.keyboard.press("Escape")
+    expect(ui.locator("#digit")).to_have_text("–")
+    ui.locator("#clear").focus()
+    ui.page.keyboard.press("Tab")  # buttons are reachable in order
+    ui.page.keyboard.press("Shift+Tab")
+    ui.page.keyboard.press("Enter")  # Clear, from the keyboard
+    expect(ui.locator("#error")).to_be_hidden()
+
+
+def test_phone_sized_screen(browser, webui_url):
+    tab = Page(browser, webui_url, viewport=(375, 667), scale=3)
+    try:
+        box = tab.locator("#canvas").bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 375
+        assert abs(box["width"] - box["height"]) < 1
+        assert tab.page.evaluate("document.documentElement.scrollWidth") <= 375
+        # HiDPI: the drawing buffer has the screen's pixels, not the CSS pixels.
+        assert tab.locator("#canvas").evaluate("c => c.width") == round(box["width"] * 3)
+        tab.draw(ONE)
+        expect_answer(tab, "1")
+        assert tab.problems == []
+    finally:
+        tab.context.close()
+
+
+def test_the_error_shows_when_serving_stops(browser, stack):
+    from playwright.sync_api import expect
+
+    port = free_port()
+    tfs_url = f"http://127.0.0.1:{port}"
+    args = [sys.executable, "-m", "serving", f"--rest_api_port={port}",
+            f"--model_config_file={stack.models_config}"]
+    with process(args, lambda: model_available(tfs_url), "python -m serving") as serving, \
+            run_webui(tfs_url) as url:
+        tab = Page(browser, url)
+        try:
+            tab.draw(SEVEN)
+            expect_answer(tab, "7")
+            stop(serving)
+            tab.locator("#predict").click()
+            expect(tab.locator("#error")).to_be_visible(timeout=ANSWER_TIMEOUT_MS)
+            expect(tab.locator("#error")).to_have_attribute("data-kind", "problem")
+            expect(tab.locator("#error")).to_contain_text("not reachable")
+            expect(tab.locator("#digit")).to_have_text("–")
+        finally:
+            tab.context.close()
+    # The failed fetch is logged by Chromium as a console error ("503"): that one is expected.
+    assert all("503" in p for p in tab.problems)
