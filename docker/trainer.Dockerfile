@@ -1,0 +1,64 @@
+# DigitOps trainer: `python -m training` (train, promote, list, bootstrap), TensorFlow and the
+# MLflow client. Compose runs it once as `bootstrap`; more runs and promotions:
+#   docker compose run --rm trainer train --model convnet --epochs 3
+#   docker compose run --rm trainer promote --version 2
+# Alone (MLflow on localhost:5000; ./models and ./serving must be writable by uid 1000):
+#   docker build --network host -f docker/trainer.Dockerfile -t digitops-trainer .
+#   docker run --rm --network host -e MLFLOW_TRACKING_URI=http://localhost:5000 \
+#     -v "$PWD/models:/models" -v "$PWD/serving:/config" digitops-trainer train --epochs 1
+# The cache mounts need BuildKit: on by default since Docker 23; with docker-compose 1.x,
+# export DOCKER_BUILDKIT=1 first.
+
+FROM python:3.11-slim-bookworm AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+WORKDIR /src
+# A virtualenv without pip: the base image's pip fills it, and nothing that builds or
+# installs packages is copied into the final image.
+RUN python -m venv --without-pip /opt/venv
+# Dependencies before code, so editing the code reuses these layers. constraints.txt (the
+# lead's full pin list) is optional: an empty one stands in when the repository has none.
+COPY pyproject.toml constraints.tx[t] docker/requirements.py ./
+# TensorFlow in a layer of its own, written exactly as in serving.Dockerfile so the two
+# builds share it.
+RUN --mount=type=cache,target=/root/.cache/pip \
+    touch constraints.txt \
+ && python requirements.py serving --only tensorflow tensorflow-serving-api >tf.txt \
+ && pip --python /opt/venv/bin/python install -r tf.txt -c constraints.txt
+RUN --mount=type=cache,target=/root/.cache/pip \
+    python requirements.py training >requirements.txt \
+ && pip --python /opt/venv/bin/python install -r requirements.txt -c constraints.txt
+
+FROM python:3.11-slim-bookworm
+COPY --from=build /opt/venv /opt/venv
+# One uid for the image user and compose's `user:`, so the files the trainer writes into the
+# bind-mounted ./models, ./serving and ./mlruns belong to the person who ran compose.
+ARG APP_UID=1000
+ARG APP_GID=1000
+RUN groupadd --non-unique --gid "${APP_GID}" app \
+ && useradd --non-unique --uid "${APP_UID}" --gid "${APP_GID}" --create-home --shell /usr/sbin/nologin app \
+ && mkdir -p /app /models /config /cache/digitops/mnist \
+ && chown -R "${APP_UID}:${APP_GID}" /models /config /cache
+# XDG_CACHE_HOME: the MNIST download lands in /cache/digitops/mnist, a volume in compose.
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONPATH=/app \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    XDG_CACHE_HOME=/cache \
+    MPLBACKEND=Agg \
+    TF_CPP_MIN_LOG_LEVEL=1 \
+    MODELS_DIR=/models \
+    MODELS_CONFIG=/config/models.config \
+    SERVING_BASE_PATH=/models/mnist
+WORKDIR /app
+COPY contract.py ./
+COPY serving/ serving/
+COPY training/ training/
+USER ${APP_UID}:${APP_GID}
+# One-shot job: no HEALTHCHECK.
+ENTRYPOINT ["python", "-m", "training"]
+CMD ["bootstrap"]
+# Last, so a new commit rebuilds nothing above: the run's code version where .git is absent.
+ARG GIT_COMMIT=""
+ENV GIT_COMMIT=${GIT_COMMIT}
+LABEL org.opencontainers.image.title="digitops-trainer" \
+      org.opencontainers.image.revision="${GIT_COMMIT}"
