@@ -51,9 +51,10 @@ class Stack:
 def stack(tmp_path_factory, mnist_dir) -> Stack:
     """Train once per test session (a real model, small data), register, publish, promote."""
     from training import registry, train
+    from training.config import Settings
 
     root = tmp_path_factory.mktemp("stack")
-    settings = train.Settings(
+    settings = Settings(
         tracking_uri=f"sqlite:///{root}/mlflow.db",
         artifact_root=str(root / "artifacts"),
         models_dir=str(root / "models"),
@@ -61,7 +62,7 @@ def stack(tmp_path_factory, mnist_dir) -> Stack:
         serving_base_path=str(root / "models" / "mnist"),
         data_dir=str(mnist_dir),
     )
-    result = train.run(settings, train_limit=10000, epochs=1, verbose=0)
+    result = train.run(settings, train_limit=12000, epochs=2, verbose=0)
     registry.promote(settings, version=result.version, min_accuracy=0.9)
     return Stack(root, settings.tracking_uri, Path(settings.models_dir),
                  Path(settings.models_config), result.version, result.run_id,

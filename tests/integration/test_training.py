@@ -1,0 +1,158 @@
+"""Train real (small) models on the real MNIST files into a temporary MLflow store."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import tensorflow as tf
+from mlflow import MlflowClient
+
+from contract import CHAMPION_ALIAS, IMAGE_SIGNATURE, SERVING_SIGNATURE, STABLE_LABEL
+from serving import models_config
+from training import registry, train
+from training.config import ENV_VARS, Settings
+from training.export import WARMUP_FILE
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def settings_in(folder: Path, mnist_dir: Path) -> Settings:
+    return Settings(tracking_uri=f"sqlite:///{folder}/mlflow.db",
+                    artifact_root=str(folder / "artifacts"), data_dir=str(mnist_dir),
+                    models_dir=str(folder / "models"),
+                    models_config=str(folder / "models.config"),
+                    serving_base_path=str(folder / "models" / "mnist"))
+
+
+def cli(settings: Settings, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    values = {"tracking_uri": settings.tracking_uri, "artifact_root": settings.artifact_root,
+              "data_dir": settings.data_dir, "models_dir": settings.models_dir,
+              "models_config": settings.models_config,
+              "serving_base_path": settings.serving_base_path}
+    env = {**os.environ, **{ENV_VARS[k]: v for k, v in values.items()}}
+    return subprocess.run([sys.executable, "-m", "training", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, mnist_dir):
+    """`train --train-limit 5000 --epochs 1` through the real CLI, then a weaker version 2."""
+    settings = settings_in(tmp_path_factory.mktemp("training"), mnist_dir)
+    first = cli(settings, "train", "--train-limit", "5000", "--epochs", "1")
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = train.run(settings, model="convnet", train_limit=1000, epochs=1, verbose=0)
+    return settings, first.stdout, second
+
+
+def test_cli_ends_with_one_screen_of_results(trained):
+    _, stdout, _ = trained
+    for label in ["run id", "version        mnist v1", "test accuracy", "published", "MLflow"]:
+        assert label in stdout
+
+
+def test_run_records_params_metrics_data_and_artifacts(trained):
+    settings, _, _ = trained
+    client = MlflowClient(settings.tracking_uri)
+    version = client.get_model_version("mnist", "1")
+    run = client.get_run(version.run_id)
+    params, metrics, tags = run.data.params, run.data.metrics, run.data.tags
+    assert params["model"] == "vgg" and params["epochs"] == "1"
+    assert params["train_limit"] == "5000" and int(params["param_count"]) > 10000
+    for name in ["batch_size", "learning_rate", "seed", "profile", "train_size", "val_size"]:
+        assert name in params
+    assert metrics["test_accuracy"] >= 0.9
+    for name in ["test_loss", "train_seconds", "seconds_per_epoch", "test_accuracy_digit_0",
+                 "test_accuracy_digit_9", "loss", "accuracy", "val_loss", "val_accuracy",
+                 "learning_rate", "epoch_seconds"]:
+        assert name in metrics, name
+    assert len(client.get_metric_history(run.info.run_id, "val_accuracy")) == 1
+    assert len(tags["mlflow.source.git.commit"]) >= 7
+    assert tags["tensorflow_version"] == tf.__version__
+    contexts = {d.tags[0].value for d in run.inputs.dataset_inputs}
+    assert contexts == {"training", "testing"}
+    assert all(d.dataset.digest for d in run.inputs.dataset_inputs)
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert artifacts == {"plots/confusion_matrix.png", "plots/misclassified.png",
+                         "plots/learning_curves.png"}
+    assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {
+        "model_summary.txt", "saved_model", "plots"}
+
+
+def test_versions_are_registered_and_published(trained):
+    settings, _, second = trained
+    client = MlflowClient(settings.tracking_uri)
+    assert second.version == 2
+    v1 = client.get_model_version("mnist", "1")
+    assert v1.tags["run_id"] == v1.run_id and float(v1.tags["test_accuracy"]) >= 0.9
+    assert v1.source.endswith("/saved_model")
+    base = Path(settings.base_dir)
+    assert sorted(p.name for p in base.iterdir()) == ["1", "2"]  # no .tmp-N left behind
+    assert (base / "1" / WARMUP_FILE).stat().st_size > 0
+
+
+def test_published_saved_model_has_both_signatures(trained):
+    settings, _, _ = trained
+    loaded = tf.saved_model.load(str(Path(settings.base_dir) / "1"))
+    pixels = loaded.signatures[SERVING_SIGNATURE]
+    assert {k: (v.dtype, v.shape.as_list()) for k, v in
+            pixels.structured_input_signature[1].items()} == {"pixels": (tf.float32,
+                                                                          [None, 28, 28])}
+    assert {k: (v.dtype, v.shape.as_list()) for k, v in pixels.structured_outputs.items()} == {
+        "probabilities": (tf.float32, [None, 10]), "digit": (tf.int64, [None])}
+    image = loaded.signatures[IMAGE_SIGNATURE]
+    assert {k: (v.dtype, v.shape.as_list()) for k, v in
+            image.structured_input_signature[1].items()} == {"image": (tf.string, [None])}
+    assert {k: (v.dtype, v.shape.as_list()) for k, v in image.structured_outputs.items()} == {
+        "probabilities": (tf.float32, [None, 10]), "digit": (tf.int64, [None]),
+        "normalized": (tf.float32, [None, 28, 28])}
+
+
+def test_promote_gates_on_minimum_and_champion(trained):
+    settings, _, _ = trained
+    refused = cli(settings, "promote", "--version", "2", "--min-accuracy", "0.999")
+    assert refused.returncode == 1 and "below the minimum" in refused.stderr
+    assert not Path(settings.models_config).exists()  # a refusal changes nothing
+
+    registry.promote(settings, version=2, min_accuracy=0.3)  # first champion: the weak one
+    registry.promote(settings, version=1, min_accuracy=0.9)  # a better one is accepted
+    worse = cli(settings, "promote", "--version", "2", "--min-accuracy", "0.3")
+    assert worse.returncode == 1 and "worse than the champion, version 1" in worse.stderr
+
+    client = MlflowClient(settings.tracking_uri)
+    assert int(client.get_model_version_by_alias("mnist", CHAMPION_ALIAS).version) == 1
+    config = models_config.read(settings.models_config).model_config_list.config[0]
+    assert config.version_labels[STABLE_LABEL] == 1
+    assert config.base_path == settings.serving_base_path
+
+    rollback = registry.promote(settings, version=2, min_accuracy=0.3, force=True)
+    assert rollback.aliases == (CHAMPION_ALIAS,)
+    listing = cli(settings, "list")
+    assert listing.returncode == 0 and "champion" in listing.stdout
+
+
+def test_unreachable_tracking_server_fails_fast(tmp_path, mnist_dir):
+    settings = Settings(tracking_uri="http://127.0.0.1:9", data_dir=str(mnist_dir),
+                        models_dir=str(tmp_path / "models"))
+    started = time.monotonic()
+    result = cli(settings, "list", timeout=60)
+    assert result.returncode == 2 and "not reachable" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert time.monotonic() - started < 30
+
+
+def test_missing_mnist_says_what_to_do_and_writes_nothing(tmp_path):
+    settings = settings_in(tmp_path, tmp_path / "no-mnist")
+    result = cli(settings, "train", "--epochs", "1")
+    assert result.returncode == 2 and "MNIST_DIR" in result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["no-mnist"] or not any(
+        tmp_path.iterdir())
+
+
+def test_bad_flags_are_refused_by_argparse(tmp_path, mnist_dir):
+    result = cli(settings_in(tmp_path, mnist_dir), "train", "--epochs", "0")
+    assert result.returncode == 2 and "must be at least 1" in result.stderr
+    assert not any(tmp_path.iterdir())

@@ -1,0 +1,5 @@
+"""Entry point: `python -m training --help`."""
+
+from training.cli import main
+
+raise SystemExit(main())

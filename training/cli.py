@@ -1,0 +1,178 @@
+"""The trainer's command line: train, promote, list, bootstrap.
+
+    python -m training train --model convnet --epochs 3
+    python -m training promote --version 2
+    python -m training list
+
+Settings come from the environment (MLFLOW_TRACKING_URI, MNIST_DIR, MODELS_DIR, ...: see
+.env.example). Heavy imports wait until a command runs, so --help is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from contract import MLFLOW_PORT
+
+PROFILES = ("quick", "full")  # training.train.PROFILES holds their values
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, got {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
+    return value
+
+
+def _add_training_flags(parser: argparse.ArgumentParser, profile_default: str) -> None:
+    parser.add_argument("--profile", choices=PROFILES, default=profile_default,
+                        help="preset of the flags below: quick (minutes) or full (best "
+                             f"accuracy) (default: {profile_default})")
+    parser.add_argument("--model", choices=("convnet", "vgg"),
+                        help="architecture (default: the profile's, vgg)")
+    parser.add_argument("--epochs", type=_positive_int, help="default: the profile's")
+    parser.add_argument("--batch-size", type=_positive_int, help="default: the profile's, 128")
+    parser.add_argument("--learning-rate", type=_positive_float,
+                        help="peak learning rate of the warm-up + cosine schedule "
+                             "(default: the profile's, 0.003)")
+    parser.add_argument("--train-limit", type=_positive_int,
+                        help="train on the first N shuffled images (default: all 60,000)")
+    parser.add_argument("--seed", type=int, help="random seed (default: 0)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    default_profile = os.environ.get("TRAIN_PROFILE") or "quick"
+    parser = argparse.ArgumentParser(
+        prog="python -m training", description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run `python -m training COMMAND --help` for a command's flags.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train, track in MLflow, register and publish")
+    _add_training_flags(train, default_profile)
+
+    promote = commands.add_parser("promote", help="gate a version and make it the champion")
+    promote.add_argument("--version", type=_positive_int,
+                         help="registered version (default: the newest)")
+    promote.add_argument("--min-accuracy", type=_fraction, default=0.98,
+                         help="refuse below this test accuracy (default: 0.98)")
+    promote.add_argument("--canary", action="store_true",
+                         help="make it the challenger (label canary) instead of the champion")
+    promote.add_argument("--force", action="store_true",
+                         help="allow a champion worse than the current one: a rollback")
+
+    commands.add_parser("list", help="registered versions, accuracy, aliases, publication")
+
+    bootstrap = commands.add_parser(
+        "bootstrap", help="train and promote a first champion, unless one exists")
+    _add_training_flags(bootstrap, default_profile)
+    bootstrap.add_argument("--min-accuracy", type=_fraction, default=0.98,
+                           help="the first champion's quality gate (default: 0.98)")
+    return parser
+
+
+def _training_kwargs(args) -> dict:
+    return dict(profile=args.profile, model=args.model, epochs=args.epochs,
+                batch_size=args.batch_size, learning_rate=args.learning_rate,
+                train_limit=args.train_limit, seed=args.seed)
+
+
+def _mlflow_hint(settings, run_id: str) -> str:
+    from training.tracking import is_remote
+
+    if is_remote(settings.tracking_uri):
+        return f"{settings.tracking_uri.rstrip('/')}/#/experiments (run {run_id})"
+    return (f"mlflow ui --backend-store-uri {settings.tracking_uri} --port {MLFLOW_PORT}, "
+            f"then http://localhost:{MLFLOW_PORT} (run {run_id})")
+
+
+def cmd_train(settings, args) -> int:
+    from training import train
+
+    result = train.run(settings, **_training_kwargs(args))
+    print(f"\nrun id         {result.run_id}"
+          f"\nversion        {settings.model_name} v{result.version}"
+          f"\ntest accuracy  {result.test_accuracy:.4f}"
+          f"\npublished      {result.published_dir}"
+          f"\nMLflow         {_mlflow_hint(settings, result.run_id)}"
+          f"\nnext           python -m training promote --version {result.version}")
+    return 0
+
+
+def cmd_promote(settings, args) -> int:
+    from training import registry
+
+    row = registry.promote(settings, args.version, args.min_accuracy, args.canary, args.force)
+    label = "canary (challenger)" if args.canary else "stable (champion)"
+    print(f"version {row.version} (test accuracy {row.test_accuracy:.4f}) is now {label}; "
+          f"wrote {settings.models_config}")
+    return 0
+
+
+def cmd_list(settings, args) -> int:
+    from training import registry, tracking
+
+    rows = registry.versions(tracking.connect(settings), settings)
+    if not rows:
+        print("no registered versions yet: python -m training train")
+        return 0
+    print(f"{'version':>7}  {'accuracy':>8}  {'published':9}  {'aliases':20}  run id")
+    for row in rows:
+        accuracy = f"{row.test_accuracy:.4f}" if row.test_accuracy is not None else "-"
+        print(f"{row.version:>7}  {accuracy:>8}  {'yes' if row.published else 'no':9}  "
+              f"{','.join(row.aliases) or '-':20}  {row.run_id}")
+    return 0
+
+
+def cmd_bootstrap(settings, args) -> int:
+    from contract import CHAMPION_ALIAS
+    from training import registry, tracking, train
+
+    client = tracking.connect(settings)
+    champion = registry.alias_version(client, settings, CHAMPION_ALIAS)
+    if champion is not None:
+        registry.sync_serving_config(client, settings)
+        print(f"champion exists: {settings.model_name} v{champion}; nothing to train")
+        return 0
+    result = train.run(settings, **_training_kwargs(args))
+    registry.promote(settings, result.version, args.min_accuracy, client=client)
+    print(f"trained and promoted {settings.model_name} v{result.version} "
+          f"(test accuracy {result.test_accuracy:.4f})")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "promote": cmd_promote, "list": cmd_list,
+            "bootstrap": cmd_bootstrap}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from training.config import Settings
+    from training.data import MnistError
+    from training.registry import PromotionRefused, RegistryError
+    from training.tracking import TrackingError
+
+    try:
+        return COMMANDS[args.command](Settings.from_env(), args)
+    except PromotionRefused as err:
+        print(f"promotion refused: {err}", file=sys.stderr)
+        return 1
+    except (MnistError, TrackingError, RegistryError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2

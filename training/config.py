@@ -1,0 +1,55 @@
+"""Where the trainer reads and writes: one frozen Settings, taken from the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from contract import (
+    DEFAULT_ARTIFACT_ROOT,
+    DEFAULT_MODELS_CONFIG,
+    DEFAULT_MODELS_DIR,
+    DEFAULT_TRACKING_URI,
+    MODEL_NAME,
+)
+from serving.models_config import CONTAINER_BASE_PATH
+
+# Settings field -> the environment variable that sets it (see .env.example).
+ENV_VARS = {
+    "tracking_uri": "MLFLOW_TRACKING_URI",
+    "artifact_root": "MLFLOW_ARTIFACT_ROOT",
+    "data_dir": "MNIST_DIR",
+    "models_dir": "MODELS_DIR",
+    "models_config": "MODELS_CONFIG",
+    "serving_base_path": "SERVING_BASE_PATH",
+    "model_name": "MODEL_NAME",
+    "experiment": "MLFLOW_EXPERIMENT_NAME",
+    "git_commit": "GIT_COMMIT",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    tracking_uri: str = DEFAULT_TRACKING_URI
+    # Artifact folder for a local SQLite store; a tracking server decides its own.
+    artifact_root: str = DEFAULT_ARTIFACT_ROOT
+    data_dir: str | None = None  # None: download into the user cache
+    models_dir: str = DEFAULT_MODELS_DIR  # TF Serving's model base path's parent
+    models_config: str = DEFAULT_MODELS_CONFIG
+    # The base path written into models.config: where TF Serving sees models_dir/<name>.
+    serving_base_path: str = CONTAINER_BASE_PATH
+    model_name: str = MODEL_NAME
+    experiment: str = MODEL_NAME
+    git_commit: str | None = None  # None: ask git
+
+    @classmethod
+    def from_env(cls, environ=os.environ) -> Settings:
+        """Defaults, overridden by whichever of ENV_VARS are set and non-empty."""
+        values = {f: environ[v] for f, v in ENV_VARS.items() if environ.get(v)}
+        return cls(**values)
+
+    @property
+    def base_dir(self) -> str:
+        """The folder holding the numbered version directories."""
+        return os.path.join(self.models_dir, self.model_name)
+

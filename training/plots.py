@@ -1,0 +1,63 @@
+"""Figures logged with every run: confusion matrix, misclassified digits, learning curves.
+
+Built on matplotlib's object API (no pyplot state), so training in a thread is safe.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from contract import NUM_CLASSES
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """Counts [true, predicted]."""
+    matrix = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=np.int64)
+    np.add.at(matrix, (y_true, y_pred), 1)
+    return matrix
+
+
+def confusion_figure(matrix: np.ndarray) -> Figure:
+    fig = Figure(figsize=(6, 5.5), layout="constrained")
+    ax = fig.add_subplot()
+    # Log scale, so the rare mistakes are visible beside the diagonal's thousands.
+    image = ax.imshow(np.log1p(matrix), cmap="Blues")
+    for (i, j), count in np.ndenumerate(matrix):
+        if count:
+            colour = "white" if i == j else "black"
+            ax.text(j, i, str(count), ha="center", va="center", fontsize=7, color=colour)
+    ax.set(xticks=range(NUM_CLASSES), yticks=range(NUM_CLASSES), xlabel="predicted",
+           ylabel="true", title="Confusion matrix (test set)")
+    fig.colorbar(image, ax=ax, label="log(1 + count)")
+    return fig
+
+
+def misclassified_figure(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray,
+                         limit: int = 36) -> Figure:
+    """A grid of the first `limit` wrong test digits, titled true/predicted."""
+    wrong = np.flatnonzero(y_true != y_pred)[:limit]
+    cols = 6
+    rows = max(1, -(-len(wrong) // cols))
+    fig = Figure(figsize=(cols * 1.3, rows * 1.5), layout="constrained")
+    fig.suptitle(f"Misclassified test digits ({len(np.flatnonzero(y_true != y_pred))} in all)")
+    for k, index in enumerate(wrong):
+        ax = fig.add_subplot(rows, cols, k + 1)
+        ax.imshow(images[index], cmap="gray")
+        ax.set_title(f"true {y_true[index]} / pred {y_pred[index]}", fontsize=8)
+        ax.axis("off")
+    return fig
+
+
+def learning_curves_figure(history: dict[str, list[float]]) -> Figure:
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    epochs = range(1, len(history["loss"]) + 1)
+    for position, metric in enumerate(["loss", "accuracy"], start=1):
+        ax = fig.add_subplot(1, 2, position)
+        ax.plot(epochs, history[metric], marker="o", label="train")
+        if f"val_{metric}" in history:
+            ax.plot(epochs, history[f"val_{metric}"], marker="o", label="validation")
+        ax.set(xlabel="epoch", ylabel=metric, title=metric)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    return fig

@@ -1,0 +1,161 @@
+"""MLflow's model registry, the published version folders, and TF Serving's labels.
+
+One number names one model everywhere: registered version N is `models/mnist/N` on disk and
+TF Serving version N. The `champion` alias is the label `stable`; `challenger` is `canary`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from contract import CHALLENGER_ALIAS, CHAMPION_ALIAS, RUN_ID_TAG, TEST_ACCURACY_TAG
+from serving import models_config
+from training.config import Settings
+
+SAVED_MODEL_ARTIFACT = "saved_model"
+
+
+class RegistryError(RuntimeError):
+    """The registry and the published folders disagree, or a version cannot be used."""
+
+
+class PromotionRefused(RegistryError):
+    """The quality gate said no."""
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    version: int
+    run_id: str
+    test_accuracy: float | None
+    aliases: tuple[str, ...]
+    published: bool
+
+
+def _versions(client, settings: Settings) -> list:
+    return client.search_model_versions(f"name='{settings.model_name}'")
+
+
+def check_publishable(client, settings: Settings) -> None:
+    """Refuse to train when the next version's folder already exists: wrong models dir or store."""
+    latest = max((int(v.version) for v in _versions(client, settings)), default=0)
+    target = Path(settings.base_dir) / str(latest + 1)
+    if target.exists():
+        raise RegistryError(
+            f"{target} exists, but the registry at {settings.tracking_uri} has only {latest} "
+            "version(s) of this model: the models folder belongs to another MLflow store. "
+            "Point MLFLOW_TRACKING_URI at that store, or move the models folder away."
+        )
+
+
+def register(client, settings: Settings, run_id: str, artifact_uri: str,
+             test_accuracy: float) -> int:
+    """Create the next version of the registered model from the run's SavedModel artifact."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(settings.model_name)
+    except MlflowException:
+        client.create_registered_model(
+            settings.model_name, description="MNIST digit classifier served by TF Serving.")
+    version = client.create_model_version(
+        settings.model_name, source=f"{artifact_uri}/{SAVED_MODEL_ARTIFACT}", run_id=run_id,
+        tags={RUN_ID_TAG: run_id, TEST_ACCURACY_TAG: f"{test_accuracy:.6f}"},
+    )
+    return int(version.version)
+
+
+def publish(export_dir: Path, settings: Settings, version: int) -> Path:
+    """Copy a SavedModel to <base>/N atomically: TF Serving ignores the non-numeric .tmp-N."""
+    base = Path(settings.base_dir)
+    base.mkdir(parents=True, exist_ok=True)
+    target, staging = base / str(version), base / f".tmp-{version}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        shutil.copytree(export_dir, staging)
+        os.rename(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def versions(client, settings: Settings) -> list[VersionInfo]:
+    """Every registered version, newest first, with its accuracy, aliases and publication."""
+    rows = []
+    for v in _versions(client, settings):
+        full = client.get_model_version(settings.model_name, v.version)
+        accuracy = full.tags.get(TEST_ACCURACY_TAG)
+        rows.append(VersionInfo(
+            version=int(full.version), run_id=full.run_id,
+            test_accuracy=float(accuracy) if accuracy is not None else None,
+            aliases=tuple(sorted(full.aliases)),
+            published=(Path(settings.base_dir) / str(full.version)).is_dir(),
+        ))
+    return sorted(rows, key=lambda row: -row.version)
+
+
+def alias_version(client, settings: Settings, alias: str) -> int | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return int(client.get_model_version_by_alias(settings.model_name, alias).version)
+    except MlflowException:
+        return None
+
+
+def promote(settings: Settings, version: int | None = None, min_accuracy: float = 0.98,
+            canary: bool = False, force: bool = False, client=None) -> VersionInfo:
+    """Gate a version, then set `champion` (or `challenger`) and rewrite models.config.
+
+    The gate refuses a version below min_accuracy, not published, or (for champion, unless
+    force, which is how a rollback is done) worse than the current champion.
+    """
+    from training import tracking
+
+    client = client or tracking.connect(settings)
+    rows = versions_by_number(client, settings)
+    if not rows:
+        raise PromotionRefused("The registry has no versions yet: train one first.")
+    version = version or max(rows)
+    if version not in rows:
+        raise PromotionRefused(f"Version {version} is not registered; known: "
+                               f"{', '.join(map(str, sorted(rows)))}.")
+    candidate = rows[version]
+    accuracy = candidate.test_accuracy or 0.0
+    if not candidate.published:
+        raise PromotionRefused(f"Version {version} is not published in {settings.base_dir}: "
+                               "TF Serving could not load it.")
+    if accuracy < min_accuracy:
+        raise PromotionRefused(f"Version {version} has test accuracy {accuracy:.4f}, below the "
+                               f"minimum {min_accuracy:.4f}.")
+    champion = alias_version(client, settings, CHAMPION_ALIAS)
+    if not canary and not force and champion is not None and champion != version:
+        best = rows[champion].test_accuracy or 0.0
+        if accuracy < best:
+            raise PromotionRefused(
+                f"Version {version} ({accuracy:.4f}) is worse than the champion, version "
+                f"{champion} ({best:.4f}). Use --force to roll back on purpose.")
+    alias = CHALLENGER_ALIAS if canary else CHAMPION_ALIAS
+    client.set_registered_model_alias(settings.model_name, alias, version)
+    if not canary and alias_version(client, settings, CHALLENGER_ALIAS) == version:
+        client.delete_registered_model_alias(settings.model_name, CHALLENGER_ALIAS)
+    sync_serving_config(client, settings)
+    return versions_by_number(client, settings)[version]
+
+
+def versions_by_number(client, settings: Settings) -> dict[int, VersionInfo]:
+    return {row.version: row for row in versions(client, settings)}
+
+
+def sync_serving_config(client, settings: Settings) -> Path | None:
+    """Write models.config from the aliases: stable = champion, canary = challenger."""
+    champion = alias_version(client, settings, CHAMPION_ALIAS)
+    if champion is None:
+        return None
+    challenger = alias_version(client, settings, CHALLENGER_ALIAS)
+    config = models_config.build(champion, challenger, name=settings.model_name,
+                                 base_path=settings.serving_base_path)
+    return models_config.write(config, settings.models_config)

@@ -1,0 +1,206 @@
+"""Train one model on MNIST, tracked in MLflow, then register and publish it as a new version.
+
+    python -m training train --profile quick
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from training import data as mnist_data
+from training import registry, tracking
+from training.config import Settings
+
+VALIDATION_FRACTION = 0.1
+MAX_VALIDATION = 5000
+
+
+@dataclass(frozen=True)
+class Hyperparams:
+    model: str
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    train_limit: int | None = None  # None: all 60,000 training images
+    seed: int = 0
+
+
+PROFILES = {
+    "quick": Hyperparams(model="vgg", epochs=4, batch_size=128, learning_rate=3e-3),
+    "full": Hyperparams(model="vgg", epochs=15, batch_size=128, learning_rate=3e-3),
+}
+DEFAULT_PROFILE = "quick"
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_id: str
+    version: int
+    test_accuracy: float
+    published_dir: Path
+
+
+def hyperparams(profile: str = DEFAULT_PROFILE, **overrides) -> Hyperparams:
+    """A profile's hyperparameters with the given (non-None) overrides."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    return replace(PROFILES[profile], **{k: v for k, v in overrides.items() if v is not None})
+
+
+def split(mnist: mnist_data.Mnist, limit: int | None, seed: int):
+    """Shuffle the training set with `seed`, keep `limit` images, hold 10% out for validation."""
+    total = len(mnist.x_train)
+    if limit is not None and not 0 < limit <= total:
+        raise ValueError(f"--train-limit must be between 1 and {total}, got {limit}")
+    order = np.random.default_rng(seed).permutation(total)[: limit or total]
+    n_val = min(MAX_VALIDATION, max(1, int(len(order) * VALIDATION_FRACTION)))
+    val, train = order[:n_val], order[n_val:]
+    return (mnist.x_train[train], mnist.y_train[train]), (mnist.x_train[val], mnist.y_train[val])
+
+
+def compile_model(hp: Hyperparams, steps: int):
+    """Build the architecture with Adam on a warm-up-then-cosine learning-rate schedule."""
+    import keras
+
+    from training import models
+
+    keras.utils.set_random_seed(hp.seed)
+    model = models.build(hp.model)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=hp.learning_rate / 10, decay_steps=steps,
+        warmup_target=hp.learning_rate, warmup_steps=max(1, steps // 10),
+    )
+    model.compile(optimizer=keras.optimizers.Adam(schedule),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def _epoch_logger():
+    """A Keras callback that logs each epoch's metrics, learning rate and duration to MLflow."""
+    import keras
+    import mlflow
+
+    class MlflowEpochLogger(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.seconds = []
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seconds.append(time.perf_counter() - self._start)
+            lr = keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)
+            metrics = {k: float(v) for k, v in (logs or {}).items()}
+            metrics.update(learning_rate=float(lr), epoch_seconds=self.seconds[-1])
+            mlflow.log_metrics(metrics, step=epoch + 1)
+
+    return MlflowEpochLogger()
+
+
+def _log_datasets(mnist, train) -> None:
+    import mlflow
+    import mlflow.data
+
+    for (x, y), context in [(train, "training"), ((mnist.x_test, mnist.y_test), "testing")]:
+        dataset = mlflow.data.from_numpy(x, targets=y, source=mnist.source,
+                                         name=f"mnist-{context}")
+        mlflow.log_input(dataset, context=context)
+    mlflow.log_params({f"data.sha256.{name}": sha[:16] for name, sha in mnist.sha256.items()})
+
+
+def _evaluate(model, mnist) -> tuple[dict[str, float], np.ndarray]:
+    """Test loss/accuracy, per-digit accuracy, and the predicted digits."""
+    loss, accuracy = model.evaluate(mnist.x_test.astype("float32"), mnist.y_test, verbose=0)
+    predicted = model.predict(mnist.x_test.astype("float32"), verbose=0).argmax(axis=1)
+    metrics = {"test_loss": float(loss), "test_accuracy": float(accuracy)}
+    for digit in range(10):
+        mask = mnist.y_test == digit
+        metrics[f"test_accuracy_digit_{digit}"] = float((predicted[mask] == digit).mean())
+    return metrics, predicted
+
+
+def _log_figures(mnist, predicted, history) -> None:
+    import mlflow
+
+    from training import plots
+
+    matrix = plots.confusion_matrix(mnist.y_test, predicted)
+    mlflow.log_figure(plots.confusion_figure(matrix), "plots/confusion_matrix.png")
+    mlflow.log_figure(plots.misclassified_figure(mnist.x_test, mnist.y_test, predicted),
+                      "plots/misclassified.png")
+    mlflow.log_figure(plots.learning_curves_figure(history), "plots/learning_curves.png")
+
+
+def run(settings: Settings, *, profile: str = DEFAULT_PROFILE, model: str | None = None,
+        epochs: int | None = None, batch_size: int | None = None,
+        learning_rate: float | None = None, train_limit: int | None = None,
+        seed: int | None = None, verbose: int = 1) -> TrainResult:
+    """Train, evaluate, log everything to MLflow, register version N and publish models/mnist/N."""
+    hp = hyperparams(profile, model=model, epochs=epochs, batch_size=batch_size,
+                     learning_rate=learning_rate, train_limit=train_limit, seed=seed)
+    from training import models
+
+    if hp.model not in models.ARCHITECTURES:
+        raise ValueError(f"unknown model {hp.model!r}; choose one of "
+                         f"{', '.join(models.ARCHITECTURES)}")
+    mnist = mnist_data.load(settings.data_dir)
+    train, val = split(mnist, hp.train_limit, hp.seed)
+    client = tracking.connect(settings)
+    registry.check_publishable(client, settings)
+
+    import keras
+    import mlflow
+    import tensorflow as tf
+
+    steps = hp.epochs * -(-len(train[0]) // hp.batch_size)
+    net = compile_model(hp, steps)
+    with mlflow.start_run(experiment_id=tracking.experiment_id(client, settings)) as active:
+        run_id = active.info.run_id
+        mlflow.set_tags({
+            "mlflow.source.git.commit": tracking.git_commit(settings),
+            "tensorflow_version": tf.__version__, "keras_version": keras.__version__,
+            "profile": profile,
+        })
+        mlflow.log_params({**asdict(hp), "profile": profile, "param_count": net.count_params(),
+                           "train_size": len(train[0]), "val_size": len(val[0])})
+        _log_datasets(mnist, train)
+        mlflow.log_text("\n".join(_summary_lines(net)), "model_summary.txt")
+
+        logger = _epoch_logger()
+        started = time.perf_counter()
+        history = net.fit(train[0].astype("float32"), train[1], validation_data=(
+            val[0].astype("float32"), val[1]), epochs=hp.epochs, batch_size=hp.batch_size,
+            callbacks=[logger], verbose=verbose)
+        metrics, predicted = _evaluate(net, mnist)
+        metrics.update(train_seconds=time.perf_counter() - started,
+                       seconds_per_epoch=float(np.mean(logger.seconds)))
+        mlflow.log_metrics(metrics)
+        _log_figures(mnist, predicted, history.history)
+
+        with tempfile.TemporaryDirectory(prefix="digitops-export-") as tmp:
+            export_dir = _export(net, Path(tmp) / "saved_model", mnist.x_test[:8])
+            mlflow.log_artifacts(str(export_dir), artifact_path="saved_model")
+            version = registry.register(client, settings, run_id, active.info.artifact_uri,
+                                        metrics["test_accuracy"])
+            published = registry.publish(export_dir, settings, version)
+    return TrainResult(run_id, version, metrics["test_accuracy"], published)
+
+
+def _export(net, export_dir: Path, sample_pixels: np.ndarray) -> Path:
+    from training import export
+
+    export.export_saved_model(net, export_dir)
+    export.write_warmup_requests(export_dir, sample_pixels)
+    return export_dir
+
+
+def _summary_lines(net) -> list[str]:
+    lines: list[str] = []
+    net.summary(print_fn=lambda line, **_: lines.append(line))
+    return lines
