@@ -16,11 +16,12 @@ SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
 
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
-    """The folder with the four real MNIST files: $MNIST_DIR, else ../shared/data/mnist."""
-    folder = Path(os.environ.get("MNIST_DIR") or SHARED_MNIST)
-    if not (folder / "t10k-images-idx3-ubyte.gz").is_file():
-        pytest.fail(f"MNIST files not found in {folder}: set MNIST_DIR to a folder holding them")
-    return folder
+    """The verified MNIST folder: $MNIST_DIR, else ../shared/data/mnist, else the download."""
+    from training import data
+
+    if not os.environ.get("MNIST_DIR") and SHARED_MNIST.is_dir():
+        return data.locate(SHARED_MNIST)
+    return data.locate()
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,54 @@
+# DigitOps tasks. `make` lists them; `make test` is the test command, `make up` the stack.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV ?= .venv
+PY := $(VENV)/bin/python
+EXTRAS ?= training,serving,webui,dev
+# The real MNIST files where this checkout sits beside ../shared; elsewhere the loader
+# downloads them into the user cache and verifies them.
+export MNIST_DIR ?= $(if $(wildcard ../shared/data/mnist/t10k-images-idx3-ubyte.gz),$(abspath ../shared/data/mnist))
+PYTEST_ARGS ?=
+
+.PHONY: help install lock lint test test-e2e test-containers train promote list serve up down bench clean
+
+help: ## list the tasks
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -c constraints.txt -e '.[$(EXTRAS)]'
+	touch $@
+
+install: $(VENV)/.installed ## create .venv and install every service's pinned dependencies
+
+lock: ## re-resolve pyproject.toml's ranges and rewrite constraints.txt
+	rm -rf $(VENV)-lock && python3 -m venv $(VENV)-lock
+	$(VENV)-lock/bin/pip install --quiet '.[$(EXTRAS)]'
+	{ sed -n '1,2p' constraints.txt; $(VENV)-lock/bin/pip freeze --exclude digitops; } > constraints.new
+	mv constraints.new constraints.txt && rm -rf $(VENV)-lock
+
+lint: install ## ruff and hadolint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/hadolint --config .hadolint.yaml docker/*.Dockerfile
+
+test: install ## every test layer: unit, integration, contract, browser, compose (pass PYTEST_ARGS)
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-e2e: install ## only the browser tests
+	$(VENV)/bin/pytest -m e2e $(PYTEST_ARGS)
+
+train: install ## train a model with the quick profile (ARGS="--profile full" etc.)
+	$(PY) -m training train $(ARGS)
+
+promote: install ## make a version the champion (ARGS="--version N")
+	$(PY) -m training promote $(ARGS)
+
+list: install ## registered versions, accuracy, aliases
+	$(PY) -m training list
+
+bench: install ## every benchmark in bench/ (minutes; prints numbers, writes results/)
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean: ## remove caches (keeps mlruns/ and models/)
+	rm -rf .pytest_cache .ruff_cache build *.egg-info
