@@ -40,7 +40,7 @@ DEFAULTS = {
     "TF_SERVING_TIMEOUT": 5.0,
     "MLFLOW_TRACKING_URI": DEFAULT_TRACKING_URI,
     "MLFLOW_UI_URL": f"http://localhost:{MLFLOW_PORT}",
-    "MLFLOW_TIMEOUT": 1.0,  # MLflow only adds a link; never let it hold up an answer for long
+    "MLFLOW_TIMEOUT": 2.0,  # MLflow only adds a link; never let it hold up an answer for long
     "VERSION_CACHE_SECONDS": 2.0,  # how long a label -> version lookup is trusted
     "MAX_IMAGE_SIDE": 2048,
     "MAX_CONTENT_LENGTH": 1024 * 1024,  # Flask answers 413 past this

@@ -33,8 +33,8 @@ class RunLink:
 class RunFinder:
     """Look up `registered model version -> run` through MLflow's REST API."""
 
-    def __init__(self, tracking_uri: str, ui_url: str, model: str, timeout: float = 1.0,
-                 retry_after: float = 30.0):
+    def __init__(self, tracking_uri: str, ui_url: str, model: str, timeout: float = 2.0,
+                 retry_after: float = 15.0):
         self.api = tracking_uri.rstrip("/") + "/api/2.0/mlflow"
         self.enabled = tracking_uri.startswith(("http://", "https://"))
         self.ui_url = ui_url.rstrip("/")

@@ -1,0 +1,129 @@
+"""The web UI for real (`python -m webui`, gunicorn) in front of `python -m serving`.
+
+The model is the session's small trained one; requests are MNIST test digits drawn the way a
+person's canvas sends them: dark ink on white, 280x280 PNG.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import sys
+
+import numpy as np
+import pytest
+import requests
+from PIL import Image
+
+from contract import CANARY_LABEL, STABLE_LABEL
+from tests.support.servers import free_port, process
+from webui import create_app
+
+pytestmark = pytest.mark.integration
+
+DIGITS = 200
+MIN_ACCURACY = 0.95
+
+
+def canvas_png(pixels: np.ndarray, side: int = 280) -> bytes:
+    """An MNIST digit (light on dark, 28x28) as a canvas would send it."""
+    out = io.BytesIO()
+    Image.fromarray(255 - pixels).resize((side, side), Image.BILINEAR).save(out, "PNG")
+    return out.getvalue()
+
+
+def data_url(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode()
+
+
+@contextlib.contextmanager
+def run_webui(serving_url: str, **env: str):
+    """Run `python -m webui` on a free port in front of `serving_url`; yield its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with process([sys.executable, "-m", "webui", "--port", str(port)],
+                 lambda: requests.get(f"{url}/healthz", timeout=1).ok,
+                 f"python -m webui on {port}", timeout=60,
+                 env={"TF_SERVING_URL": serving_url, **env}):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def webui_url(serving_url):
+    with run_webui(serving_url) as url:
+        yield url
+
+
+def test_mnist_test_digits_through_the_ui(webui_url, mnist, stack):
+    session = requests.Session()
+    right = 0
+    for pixels, label in zip(mnist.x_test[:DIGITS], mnist.y_test[:DIGITS], strict=True):
+        response = session.post(f"{webui_url}/api/predict",
+                                json={"image": data_url(canvas_png(pixels))}, timeout=30)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        right += body["digit"] == int(label)
+    accuracy = right / DIGITS
+    assert accuracy >= MIN_ACCURACY, f"{right}/{DIGITS} right through /api/predict"
+
+
+def test_answer_shape(webui_url, mnist, stack):
+    response = requests.post(f"{webui_url}/api/predict",
+                             json={"image": data_url(canvas_png(mnist.x_test[0]))}, timeout=30)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
+    body = response.json()
+    assert list(body) == ["digit", "probabilities", "normalized", "model", "latency_ms"]
+    assert isinstance(body["digit"], int) and 0 <= body["digit"] <= 9
+    assert len(body["probabilities"]) == 10
+    assert sum(body["probabilities"]) == pytest.approx(1.0, abs=1e-3)
+    assert body["digit"] == int(np.argmax(body["probabilities"]))
+    normalized = np.array(body["normalized"])
+    assert normalized.shape == (28, 28)
+    assert 0 <= normalized.min() and normalized.max() <= 255 and normalized.max() > 100
+    assert body["model"] == {"name": "mnist", "version": str(stack.version),
+                             "label": STABLE_LABEL, "run": None}  # sqlite MLflow: no link
+    assert isinstance(body["latency_ms"], float) and body["latency_ms"] > 0
+
+
+def test_light_on_dark_and_small_images_give_the_same_digit(webui_url, mnist):
+    pixels = mnist.x_test[1]
+    answers = set()
+    for png in (canvas_png(pixels), canvas_png(255 - pixels, side=28)):
+        body = requests.post(f"{webui_url}/api/predict", json={"image": data_url(png)},
+                             timeout=30).json()
+        answers.add(body["digit"])
+    assert answers == {int(mnist.y_test[1])}
+
+
+def test_model_listing(webui_url, stack):
+    body = requests.get(f"{webui_url}/api/model", timeout=10).json()
+    version = str(stack.version)
+    assert body["name"] == "mnist"
+    assert body["label"] == STABLE_LABEL
+    assert body["labels"][STABLE_LABEL] == version
+    assert set(body["labels"]) <= {STABLE_LABEL, CANARY_LABEL}
+    [served] = body["versions"]
+    assert served == {"version": version, "state": "AVAILABLE", "labels": served["labels"],
+                      "run": None}  # sqlite MLflow: no run to link
+    assert set(served["labels"]) == set(body["labels"])
+
+
+def test_ready_and_metrics(webui_url, stack):
+    ready = requests.get(f"{webui_url}/readyz", timeout=10)
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "model": {
+        "name": "mnist", "label": STABLE_LABEL, "version": str(stack.version)}}
+    metrics = requests.get(f"{webui_url}/metrics", timeout=10).text
+    assert "webui_tf_serving_predict_duration_seconds_count" in metrics
+
+
+def test_a_label_that_names_nothing_is_503_not_500(serving_url, mnist):
+    client = create_app({"TF_SERVING_URL": serving_url, "MODEL_LABEL": "nonexistent"}).test_client()
+    response = client.post("/api/predict", json={"image": data_url(canvas_png(mnist.x_test[0]))})
+    assert response.status_code == 503
+    assert "not available" in response.get_json()["error"]
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert "nonexistent" in ready.get_json()["reason"]
