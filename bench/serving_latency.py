@@ -1,0 +1,219 @@
+"""Latency and throughput of :predict on loopback, against calling the SavedModel in-process.
+
+For each signature (`serving_default` with `pixels` JSON, `predict_image` with b64 PNGs),
+batch size (1, 8, 32) and client concurrency (1, 8, 32) it sends warm-up requests, then
+times --requests requests and prints p50, p99 and rows per second, each with its ratio to
+the floor: the same signature called in-process on the same batch, measured in the same run.
+The JSON lands in results/. Client and server share the machine, so on a small one the
+ratios at high concurrency include the client's own CPU use.
+
+Usage:
+    .venv/bin/python bench/serving_latency.py                  # exports a model, starts ours
+    .venv/bin/python bench/serving_latency.py --url http://localhost:8501 \\
+        --model-dir models/mnist/1                             # any running TF Serving
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from contract import IMAGE_INPUT, IMAGE_SIGNATURE, MODEL_NAME, PIXELS_INPUT  # noqa: E402
+
+BATCHES = (1, 8, 32)
+CONCURRENCY = (1, 8, 32)
+SIGNATURES = ("serving_default", IMAGE_SIGNATURE)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split("Usage:")[1])
+    parser.add_argument("--url", help="a running TF Serving's REST URL; needs --model-dir "
+                                      "(default: start python -m serving on a free port)")
+    parser.add_argument("--model-dir", type=Path,
+                        help="the served SavedModel version folder, for the in-process floor "
+                             "(default: export an untrained convnet to a temp folder)")
+    parser.add_argument("--model", default=MODEL_NAME, help=f"model name (default: {MODEL_NAME})")
+    parser.add_argument("--requests", type=int, default=40,
+                        help="timed requests per cell (default: 40)")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "serving_latency.json",
+                        help="where the JSON goes (default: results/serving_latency.json)")
+    args = parser.parse_args(argv)
+    if args.url and not args.model_dir:
+        parser.error("--url needs --model-dir: the floor calls the same SavedModel in-process")
+    return args
+
+
+def sample_digits(count: int) -> np.ndarray:
+    """Real MNIST test digits when the files are at hand, else a drawn-looking blob."""
+    try:
+        from training import data
+
+        return data.load(os.environ.get("MNIST_DIR") or ROOT.parent / "shared" / "data" /
+                         "mnist").x_test[:count]
+    except Exception:  # any failure to find MNIST: a synthetic stroke times the same
+        digits = np.zeros((count, 28, 28), dtype=np.uint8)
+        digits[:, 6:22, 12:16] = 255
+        return digits
+
+
+def png_b64(pixels: np.ndarray) -> str:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(255 - pixels).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def export_untrained(folder: Path) -> Path:
+    from training import models
+    from training.export import export_saved_model
+
+    return export_saved_model(models.build("convnet"), folder / MODEL_NAME / "1")
+
+
+def start_local_server(base_path: Path, model: str) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "serving", f"--rest_api_port={port}", f"--model_name={model}",
+         f"--model_base_path={base_path}"], cwd=ROOT, stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if requests.get(f"{url}/v1/models/{model}", timeout=2).ok:
+                return proc, url
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise SystemExit("python -m serving did not become ready")
+
+
+def percentiles(seconds: list[float]) -> tuple[float, float]:
+    return float(np.percentile(seconds, 50)) * 1e3, float(np.percentile(seconds, 99)) * 1e3
+
+
+def floor(model_dir: Path, signature: str, feed, batch: int, count: int) -> dict:
+    """The in-process floor: the SavedModel's signature called directly, one at a time."""
+    import tensorflow as tf
+
+    function = tf.saved_model.load(str(model_dir)).signatures[signature]
+    tensor = {k: tf.constant(v) for k, v in feed.items()}
+    for _ in range(5):
+        function(**tensor)
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        function(**tensor)
+        times.append(time.perf_counter() - started)
+    p50, p99 = percentiles(times)
+    return {"p50_ms": p50, "p99_ms": p99, "rows_per_s": batch * count / sum(times)}
+
+
+def served(url: str, body: bytes, concurrency: int, count: int, batch: int) -> dict:
+    """Time `count` POSTs from `concurrency` threads, each with its own keep-alive session."""
+    local = threading.local()
+
+    def one(_) -> tuple[float, bool]:
+        session = getattr(local, "session", None) or requests.Session()
+        local.session = session
+        started = time.perf_counter()
+        r = session.post(url, data=body, headers={"Content-Type": "application/json"},
+                         timeout=60)
+        return time.perf_counter() - started, r.status_code == 200
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(one, range(2 * concurrency)))  # warm-up: connections and TF graphs
+        started = time.perf_counter()
+        results = list(pool.map(one, range(count)))
+        wall = time.perf_counter() - started
+    p50, p99 = percentiles([t for t, _ in results])
+    errors = sum(not ok for _, ok in results)
+    return {"p50_ms": p50, "p99_ms": p99, "rows_per_s": batch * count / wall, "errors": errors}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    digits = sample_digits(max(BATCHES))
+    proc = None
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = args.model_dir or export_untrained(Path(tmp))
+        url = args.url
+        if url is None:
+            proc, url = start_local_server(model_dir.parent, args.model)
+        try:
+            cells = run_matrix(args, url.rstrip("/"), model_dir, digits)
+        finally:
+            if proc is not None:
+                proc.terminate()
+                proc.wait(30)
+    report = {"url": args.url or "python -m serving (local)", "host": platform.node(),
+              "cpus": os.cpu_count(), "requests_per_cell": args.requests, "cells": cells}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {args.out}")
+    return 0
+
+
+def run_matrix(args, url: str, model_dir: Path, digits: np.ndarray) -> list[dict]:
+    predict_url = f"{url}/v1/models/{args.model}:predict"
+    cells = []
+    print(f"{'signature':16} {'batch':>5} {'conc':>4} {'p50 ms':>14} {'p99 ms':>14} "
+          f"{'rows/s':>14} err")
+    for signature in SIGNATURES:
+        for batch in BATCHES:
+            rows = digits[:batch]
+            if signature == IMAGE_SIGNATURE:
+                images = [png_b64(d) for d in rows]
+                body = {"signature_name": signature,
+                        "instances": [{IMAGE_INPUT: {"b64": b}} for b in images]}
+                feed = {IMAGE_INPUT: np.array([base64.b64decode(b) for b in images],
+                                              dtype=object)}
+            else:
+                body = {"instances": [{PIXELS_INPUT: d.tolist()} for d in rows]}
+                feed = {PIXELS_INPUT: rows.astype(np.float32)}
+            base = floor(model_dir, signature, feed, batch, args.requests)
+            print(f"{signature:16} {batch:5d} {'floor':>5}{base['p50_ms']:7.2f}{'':7}"
+                  f"{base['p99_ms']:8.2f}{'':7}{base['rows_per_s']:8.0f}")
+            encoded = json.dumps(body).encode()
+            for concurrency in CONCURRENCY:
+                cell = served(predict_url, encoded, concurrency, args.requests, batch)
+                ratio = {"p50": cell["p50_ms"] / base["p50_ms"],
+                         "p99": cell["p99_ms"] / base["p99_ms"],
+                         "rows_per_s": cell["rows_per_s"] / base["rows_per_s"]}
+                cells.append({"signature": signature, "batch": batch,
+                              "concurrency": concurrency, **cell,
+                              "floor": base, "ratio_to_floor": ratio})
+                print(f"{signature:16} {batch:5d} {concurrency:4d} "
+                      f"{cell['p50_ms']:8.2f} x{ratio['p50']:<5.1f}"
+                      f"{cell['p99_ms']:8.2f} x{ratio['p99']:<5.1f}"
+                      f"{cell['rows_per_s']:8.0f} x{ratio['rows_per_s']:<5.2f}"
+                      f"{cell['errors']:3d}")
+    return cells
+
+
+if __name__ == "__main__":
+    sys.exit(main())
