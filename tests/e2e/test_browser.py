@@ -128,7 +128,7 @@ def test_a_drawn_seven_is_predicted_on_the_button_and_shown_whole(ui):
         "c => c.getContext('2d').getImageData(0, 0, 28, 28).data.some(v => v > 0 && v < 255)")
     assert ink
     SCREENSHOT.parent.mkdir(exist_ok=True)
-    ui.page.screenshot(path=str(SCREENSHOT), scale="css", full_page=True)
+    ui.page.screenshot(path=str(SCREENSHOT), scale="css", full_page=True, animations="disabled")
 
 
 def test_keyboard_undo_clear_and_the_empty_canvas_hint(ui):
