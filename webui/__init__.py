@@ -19,7 +19,7 @@ import logging
 import os
 from collections.abc import Mapping
 
-from flask import Flask, jsonify, request
+from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from contract import (
@@ -126,7 +126,7 @@ def _http_error(error: HTTPException):
         400: messages.BAD_REQUEST,
         404: messages.NOT_FOUND,
         405: messages.METHOD_NOT_ALLOWED.format(method=request.method),
-        413: messages.BODY_TOO_LARGE.format(limit=_max_body()),
+        413: messages.BODY_TOO_LARGE.format(limit=current_app.config["MAX_CONTENT_LENGTH"]),
     }.get(error.code, error.description)
     response = jsonify(error=text)
     response.status_code = error.code or 500
@@ -141,9 +141,3 @@ def _unexpected_error(error: Exception):
     if _wants_json():
         return jsonify(error=messages.INTERNAL), 500
     return "Internal Server Error", 500
-
-
-def _max_body() -> int:
-    from flask import current_app
-
-    return current_app.config["MAX_CONTENT_LENGTH"]

@@ -10,6 +10,7 @@ import json
 import time
 
 from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from contract import CANARY_LABEL, STABLE_LABEL
 from webui import messages, validation
@@ -82,8 +83,12 @@ def model():
 
 def _json_body() -> object:
     """Parse the body as JSON whatever its Content-Type (curl -d sends a form type)."""
+    data = request.get_data(cache=False)
+    # A chunked body (no Content-Length) is cut at the limit instead of refused: refuse it.
+    if request.content_length is None and len(data) >= current_app.config["MAX_CONTENT_LENGTH"]:
+        raise RequestEntityTooLarge()
     try:
-        return json.loads(request.get_data(cache=False))
+        return json.loads(data)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise validation.InvalidImage(messages.NOT_JSON) from None
 

@@ -123,6 +123,16 @@ def test_bad_input_is_a_4xx_with_a_plain_message(api, kwargs, status, words):
     assert_json_error(api.predict(**kwargs), status, words)
 
 
+def test_a_chunked_body_over_the_limit_is_413_not_cut_short(client):
+    # No Content-Length: Werkzeug stops reading at the limit, so the size is checked after.
+    # wsgi.input_terminated is how gunicorn says it has de-chunked the body.
+    body = io.BytesIO(b'{"image": "' + b"A" * (2 * 1024 * 1024) + b'"}')
+    response = client.post("/api/predict", input_stream=body,
+                           headers={"Transfer-Encoding": "chunked"},
+                           environ_overrides={"wsgi.input_terminated": True})
+    assert_json_error(response, 413, "larger than")
+
+
 @pytest.mark.parametrize("encode", [
     pytest.param(lambda d: data_url(png_bytes(d)), id="png data url"),
     pytest.param(lambda d: b64(png_bytes(d)), id="bare base64"),
