@@ -51,6 +51,12 @@ def _add_training_flags(parser: argparse.ArgumentParser, profile_default: str) -
     parser.add_argument("--learning-rate", type=_positive_float,
                         help="peak learning rate of the warm-up + cosine schedule "
                              "(default: the profile's, 0.003)")
+    parser.add_argument("--width", type=_positive_int,
+                        help="filters in the first conv layer; later ones scale with it "
+                             "(default: the profile's, 32)")
+    parser.add_argument("--augment", action=argparse.BooleanOptionalAction,
+                        help="random shifts, turns and zooms while training "
+                             "(default: the profile's, off for quick, on for full)")
     parser.add_argument("--train-limit", type=_positive_int,
                         help="train on the first N shuffled images (default: all 60,000)")
     parser.add_argument("--seed", type=int, help="random seed (default: 0)")
@@ -87,10 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+HYPERPARAM_FLAGS = ("model", "epochs", "batch_size", "learning_rate", "width", "augment",
+                    "train_limit", "seed")  # training.train.Hyperparams' fields
+
+
 def _training_kwargs(args) -> dict:
-    return dict(profile=args.profile, model=args.model, epochs=args.epochs,
-                batch_size=args.batch_size, learning_rate=args.learning_rate,
-                train_limit=args.train_limit, seed=args.seed)
+    return {"profile": args.profile, **{name: getattr(args, name) for name in HYPERPARAM_FLAGS}}
 
 
 def _mlflow_hint(settings, run_id: str) -> str:

@@ -8,18 +8,27 @@ from keras import layers
 from contract import IMAGE_SIZE, NUM_CLASSES, PIXELS_INPUT, PROBABILITIES_OUTPUT
 
 
-def _inputs() -> tuple[keras.KerasTensor, keras.KerasTensor]:
+def _inputs(augment: bool) -> tuple[keras.KerasTensor, keras.KerasTensor]:
+    """The named `pixels` input, scaled to 0-1, with random shifts, turns and zooms if augment.
+
+    The augmentation layers only act in training; the exported model passes images through.
+    """
     pixels = keras.Input(shape=(IMAGE_SIZE, IMAGE_SIZE), name=PIXELS_INPUT, dtype="float32")
-    scaled = layers.Rescaling(1.0 / 255.0, name="scale")(pixels)
-    return pixels, layers.Reshape((IMAGE_SIZE, IMAGE_SIZE, 1), name="add_channel")(scaled)
+    x = layers.Rescaling(1.0 / 255.0, name="scale")(pixels)
+    x = layers.Reshape((IMAGE_SIZE, IMAGE_SIZE, 1), name="add_channel")(x)
+    if augment:
+        x = layers.RandomRotation(0.03, fill_mode="constant", name="augment_rotate")(x)
+        x = layers.RandomZoom(0.1, fill_mode="constant", name="augment_zoom")(x)
+        x = layers.RandomTranslation(0.1, 0.1, fill_mode="constant", name="augment_shift")(x)
+    return pixels, x
 
 
-def convnet() -> keras.Model:
+def convnet(width: int = 32, augment: bool = False) -> keras.Model:
     """Small and fast: two conv blocks and dropout, the classic Keras MNIST example's shape."""
-    pixels, x = _inputs()
-    x = layers.Conv2D(32, 3, activation="relu")(x)
+    pixels, x = _inputs(augment)
+    x = layers.Conv2D(width, 3, activation="relu")(x)
     x = layers.MaxPooling2D()(x)
-    x = layers.Conv2D(64, 3, activation="relu")(x)
+    x = layers.Conv2D(2 * width, 3, activation="relu")(x)
     x = layers.MaxPooling2D()(x)
     x = layers.Flatten()(x)
     x = layers.Dropout(0.5)(x)
@@ -37,12 +46,8 @@ def _conv_bn(x, filters: int, kernel: int = 3, padding: str = "same"):
 
 
 def vgg(width: int = 32, augment: bool = True) -> keras.Model:
-    """Stronger default: VGG-style batch-norm blocks, with small random shifts, turns and zooms."""
-    pixels, x = _inputs()
-    if augment:
-        x = layers.RandomRotation(0.03, fill_mode="constant", name="augment_rotate")(x)
-        x = layers.RandomZoom(0.1, fill_mode="constant", name="augment_zoom")(x)
-        x = layers.RandomTranslation(0.1, 0.1, fill_mode="constant", name="augment_shift")(x)
+    """Stronger default: VGG-style batch-norm blocks, global pooling, dropout."""
+    pixels, x = _inputs(augment)
     x = _conv_bn(x, width)
     x = _conv_bn(x, width)
     x = layers.MaxPooling2D()(x)
@@ -60,8 +65,8 @@ ARCHITECTURES = {"convnet": convnet, "vgg": vgg}
 DEFAULT_ARCHITECTURE = "vgg"
 
 
-def build(name: str) -> keras.Model:
-    """Build an architecture by name."""
+def build(name: str, width: int = 32, augment: bool = False) -> keras.Model:
+    """Build an architecture by name; `width` is its first layer's filter count."""
     if name not in ARCHITECTURES:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(ARCHITECTURES)}")
-    return ARCHITECTURES[name]()
+    return ARCHITECTURES[name](width=width, augment=augment)

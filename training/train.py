@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 import time
 from dataclasses import asdict, dataclass, replace
@@ -27,13 +26,16 @@ class Hyperparams:
     epochs: int
     batch_size: int
     learning_rate: float
+    width: int = 32  # filters in the first conv layer; later layers scale with it
+    augment: bool = False  # random shifts, turns and zooms while training
     train_limit: int | None = None  # None: all 60,000 training images
     seed: int = 0
 
 
 PROFILES = {
     "quick": Hyperparams(model="vgg", epochs=4, batch_size=128, learning_rate=3e-3),
-    "full": Hyperparams(model="vgg", epochs=15, batch_size=128, learning_rate=3e-3),
+    "full": Hyperparams(model="vgg", epochs=15, batch_size=128, learning_rate=3e-3,
+                        augment=True),
 }
 DEFAULT_PROFILE = "quick"
 
@@ -71,7 +73,7 @@ def compile_model(hp: Hyperparams, steps: int):
     from training import models
 
     keras.utils.set_random_seed(hp.seed)
-    model = models.build(hp.model)
+    model = models.build(hp.model, width=hp.width, augment=hp.augment)
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=hp.learning_rate / 10, decay_steps=steps,
         warmup_target=hp.learning_rate, warmup_steps=max(1, steps // 10),
@@ -137,13 +139,13 @@ def _log_figures(mnist, predicted, history) -> None:
     mlflow.log_figure(plots.learning_curves_figure(history), "plots/learning_curves.png")
 
 
-def run(settings: Settings, *, profile: str = DEFAULT_PROFILE, model: str | None = None,
-        epochs: int | None = None, batch_size: int | None = None,
-        learning_rate: float | None = None, train_limit: int | None = None,
-        seed: int | None = None, verbose: int = 1) -> TrainResult:
-    """Train, evaluate, log everything to MLflow, register version N and publish models/mnist/N."""
-    hp = hyperparams(profile, model=model, epochs=epochs, batch_size=batch_size,
-                     learning_rate=learning_rate, train_limit=train_limit, seed=seed)
+def run(settings: Settings, *, profile: str = DEFAULT_PROFILE, verbose: int = 1,
+        **overrides) -> TrainResult:
+    """Train, evaluate, log everything to MLflow, register version N and publish models/mnist/N.
+
+    overrides: any Hyperparams field (model, epochs, ...); None keeps the profile's value.
+    """
+    hp = hyperparams(profile, **overrides)
     from training import models
 
     if hp.model not in models.ARCHITECTURES:
