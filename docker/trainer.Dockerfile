@@ -39,12 +39,14 @@ RUN groupadd --non-unique --gid "${APP_GID}" app \
  && mkdir -p /app /models /config /cache/digitops/mnist \
  && chown -R "${APP_UID}:${APP_GID}" /models /config /cache
 # XDG_CACHE_HOME: the MNIST download lands in /cache/digitops/mnist, a volume in compose.
+# GIT_PYTHON_REFRESH: no git in here (GIT_COMMIT names the code); MLflow need not say so.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     XDG_CACHE_HOME=/cache \
     MPLBACKEND=Agg \
+    GIT_PYTHON_REFRESH=quiet \
     TF_CPP_MIN_LOG_LEVEL=1 \
     MODELS_DIR=/models \
     MODELS_CONFIG=/config/models.config \
