@@ -1,0 +1,97 @@
+"""What the local stack runs with: ports, paths and trainer flags, from flags and environment.
+
+The environment variable names are docker-compose's (see .env.example), so one setting moves a
+port for `docker compose up` and `make up` alike.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from contract import GRPC_PORT, MLFLOW_PORT, MODEL_NAME, REST_PORT, WEBUI_PORT
+
+# The checkout this package lives in: every role runs there, and its paths are relative to it.
+ROOT = Path(__file__).resolve().parents[1]
+
+# Settings field -> (environment variable, default), for the flags' defaults.
+PORT_ENV = {
+    "mlflow_port": ("MLFLOW_PORT", MLFLOW_PORT),
+    "rest_port": ("TF_SERVING_REST_PORT", REST_PORT),
+    "grpc_port": ("TF_SERVING_GRPC_PORT", GRPC_PORT),
+    "webui_port": ("WEBUI_PORT", WEBUI_PORT),
+}
+TF_SERVING_BINARY = "tensorflow_model_server"
+
+# Relative to ROOT. models.config here is the local one: serving/models.config keeps the
+# container path /models/mnist that docker compose serves from.
+LOG_DIR = Path("mlruns/logs")
+PID_FILE = LOG_DIR / "devstack.pid"
+BACKEND_STORE_URI = "sqlite:///mlruns/mlflow.db"
+ARTIFACTS_DESTINATION = "mlruns/artifacts"
+MODELS_DIR = Path("models")
+MODELS_CONFIG = MODELS_DIR / "models.config"
+
+
+def env_port(field: str, environ=os.environ) -> int:
+    """A port's default: its environment variable when set and non-empty, else contract.py."""
+    name, default = PORT_ENV[field]
+    text = environ.get(name) or str(default)
+    try:
+        port = int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a port number, got {text!r}") from None
+    if not 0 < port < 65536:
+        raise ValueError(f"{name} must be between 1 and 65535, got {port}")
+    return port
+
+
+@dataclass(frozen=True)
+class PortUse:
+    what: str  # "MLflow", "TF Serving REST", ...
+    port: int
+    env: str  # the variable that moves it
+    flag: str  # the flag that moves it
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    mlflow_port: int = MLFLOW_PORT
+    rest_port: int = REST_PORT
+    grpc_port: int = GRPC_PORT
+    webui_port: int = WEBUI_PORT
+    model_name: str = MODEL_NAME
+    train_args: tuple[str, ...] = ()  # extra `python -m training bootstrap` flags
+    tf_serving: str | None = None  # path of tensorflow_model_server; None: python -m serving
+    root: Path = ROOT
+
+    @classmethod
+    def from_args(cls, args, environ=os.environ) -> StackConfig:
+        """Flags (whose defaults came from the environment), plus MODEL_NAME and PATH."""
+        return cls(
+            mlflow_port=args.mlflow_port, rest_port=args.rest_port,
+            grpc_port=args.grpc_port, webui_port=args.webui_port,
+            model_name=environ.get("MODEL_NAME") or MODEL_NAME,
+            train_args=tuple(shlex.split(args.train_args or "")),
+            tf_serving=shutil.which(TF_SERVING_BINARY, path=environ.get("PATH")),
+        )
+
+    @property
+    def ports(self) -> list[PortUse]:
+        """The ports the stack will listen on; gRPC only where a server serves it."""
+        uses = [PortUse("MLflow", self.mlflow_port, "MLFLOW_PORT", "--mlflow-port"),
+                PortUse("TF Serving REST", self.rest_port, "TF_SERVING_REST_PORT",
+                        "--rest-port"),
+                PortUse("web UI", self.webui_port, "WEBUI_PORT", "--webui-port")]
+        if self.tf_serving:  # python -m serving has no gRPC
+            uses.append(PortUse("TF Serving gRPC", self.grpc_port, "TF_SERVING_GRPC_PORT",
+                                "--grpc-port"))
+        return uses
+
+    @property
+    def serving_base_path(self) -> Path:
+        """Where the trainer publishes versions and TF Serving finds them (absolute)."""
+        return self.root / MODELS_DIR / self.model_name

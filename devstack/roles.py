@@ -1,0 +1,141 @@
+"""The four roles of the stack, in start order: command line, environment, readiness probe.
+
+They mirror docker-compose.yml's services with local paths: MLflow on a SQLite store in
+./mlruns, a one-shot trainer that writes ./models and models/models.config, TF Serving (the real
+one when on PATH) reading that config, and the web UI talking to both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from contract import STABLE_LABEL
+from devstack.config import (
+    ARTIFACTS_DESTINATION,
+    BACKEND_STORE_URI,
+    MODELS_CONFIG,
+    MODELS_DIR,
+    StackConfig,
+)
+
+PYTHON = sys.executable
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    args: list[str]
+    env: dict[str, str] = field(default_factory=dict)  # on top of the inherited environment
+    # None: a one-shot job that must exit 0. Else returns None until ready, then a short note.
+    probe: Callable[[], str | None] | None = None
+    timeout: float = 120.0  # seconds until the probe must pass
+    stream: bool = False  # show its output as it runs (the trainer's progress)
+    note: str = ""  # what the progress line says it is
+
+
+def _get_json(url: str) -> tuple[int, object] | None:
+    """GET `url`: (status, parsed JSON or None), or None when nothing answers yet."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as err:
+        status, body = err.code, err.read()
+    except OSError:
+        return None
+    try:
+        return status, json.loads(body)
+    except ValueError:
+        return status, None
+
+
+def mlflow(config: StackConfig) -> Role:
+    url = f"http://127.0.0.1:{config.mlflow_port}/health"
+
+    def ready() -> str | None:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return "" if response.status == 200 else None
+        except OSError:
+            return None
+
+    return Role("mlflow", [
+        PYTHON, "-m", "mlflow", "server",
+        "--backend-store-uri", BACKEND_STORE_URI,
+        "--artifacts-destination", ARTIFACTS_DESTINATION,
+        "--host", "127.0.0.1", "--port", str(config.mlflow_port), "--workers", "1",
+    ], env={
+        # Its job runner (GenAI scorers, trace rollups; unused here) is 8 more processes.
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    }, probe=ready, timeout=180, note="MLflow tracking server")
+
+
+def trainer(config: StackConfig) -> Role:
+    return Role("trainer", [PYTHON, "-m", "training", "bootstrap", *config.train_args], env={
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{config.mlflow_port}",
+        "MODEL_NAME": config.model_name,
+        "MODELS_DIR": str(MODELS_DIR),
+        "MODELS_CONFIG": str(MODELS_CONFIG),
+        "SERVING_BASE_PATH": str(config.serving_base_path),
+        # TensorFlow's INFO lines would bury the progress bars
+        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "1"),
+    }, stream=True, note="train and promote a first champion, unless one exists")
+
+
+def serving_args(config: StackConfig) -> list[str]:
+    """serving/tfserving.flags with local paths and ports (python -m serving takes them all)."""
+    program = [config.tf_serving] if config.tf_serving else [PYTHON, "-m", "serving"]
+    return program + [
+        f"--port={config.grpc_port}",
+        f"--rest_api_port={config.rest_port}",
+        f"--model_config_file={MODELS_CONFIG}",
+        "--model_config_file_poll_wait_seconds=5",
+        "--file_system_poll_wait_seconds=1",
+        "--allow_version_labels_for_unavailable_models=true",
+        "--enable_batching=true",
+        "--batching_parameters_file=serving/batching.config",
+        "--monitoring_config_file=serving/monitoring.config",
+    ]
+
+
+def serving(config: StackConfig) -> Role:
+    url = (f"http://127.0.0.1:{config.rest_port}/v1/models/{config.model_name}"
+           f"/labels/{STABLE_LABEL}")
+
+    def ready() -> str | None:
+        answer = _get_json(url)
+        if answer is None or answer[0] != 200 or not isinstance(answer[1], dict):
+            return None
+        versions = [v.get("version") for v in answer[1].get("model_version_status", [])
+                    if v.get("state") == "AVAILABLE"]
+        return f"{config.model_name} label {STABLE_LABEL} -> v{versions[0]}" if versions else None
+
+    note = "tensorflow_model_server" if config.tf_serving else \
+        "python -m serving (tensorflow_model_server is not on PATH)"
+    return Role("serving", serving_args(config), probe=ready, timeout=300, note=note)
+
+
+def webui(config: StackConfig) -> Role:
+    url = f"http://127.0.0.1:{config.webui_port}/readyz"
+
+    def ready() -> str | None:
+        answer = _get_json(url)
+        return "" if answer and answer[0] == 200 else None
+
+    return Role("webui", [
+        PYTHON, "-m", "webui", "--host", "127.0.0.1", "--port", str(config.webui_port),
+    ], env={
+        "TF_SERVING_URL": f"http://127.0.0.1:{config.rest_port}",
+        "MODEL_NAME": config.model_name,
+        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{config.mlflow_port}",
+        "MLFLOW_UI_URL": f"http://localhost:{config.mlflow_port}",
+    }, probe=ready, timeout=120, note="web UI")
+
+
+def all_roles(config: StackConfig) -> list[Role]:
+    return [mlflow(config), trainer(config), serving(config), webui(config)]

@@ -1,0 +1,210 @@
+"""Start the roles in order, wait on each one's readiness, watch them, stop them all on exit."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from contract import STABLE_LABEL
+from devstack import ports
+from devstack.config import LOG_DIR, PID_FILE, StackConfig
+from devstack.processes import Child, StopSignals
+from devstack.roles import all_roles
+
+STOP_TIMEOUT = 15.0  # seconds each role gets to exit after SIGTERM, before SIGKILL
+INTERRUPTED = 130  # exit status when Ctrl-C comes before the stack is ready
+
+
+class RoleFailed(Exception):
+    """A role exited, failed or never became ready; the message says which and why."""
+
+
+def up(config: StackConfig) -> int:
+    """Run the stack until Ctrl-C or SIGTERM (exit 0) or until a role fails (exit 1)."""
+    running = running_pid(config.root)
+    if running:
+        print(f"A stack started by `make up` is already running here (pid {running}); "
+              "`make down` stops it.", file=sys.stderr)
+        return 1
+    taken = ports.problems(config)
+    if taken:
+        for message in taken:
+            print(message, file=sys.stderr)
+        print("Nothing was started.", file=sys.stderr)
+        return 1
+
+    (config.root / LOG_DIR).mkdir(parents=True, exist_ok=True)
+    (config.root / PID_FILE).write_text(f"{os.getpid()}\n")
+    signals = StopSignals()
+    signals.install()
+    children: list[Child] = []
+    try:
+        return _run(config, signals, children)
+    finally:
+        _stop_all(children, signals)
+        (config.root / PID_FILE).unlink(missing_ok=True)
+
+
+def _run(config: StackConfig, signals: StopSignals, children: list[Child]) -> int:
+    roles = all_roles(config)
+    print(f"Starting DigitOps without Docker; each role logs to {LOG_DIR}/<role>.log",
+          flush=True)
+    try:
+        for number, role in enumerate(roles, 1):
+            child = Child(role, config.root, LOG_DIR / f"{role.name}.log")
+            children.append(child)
+            if not _start(child, f"[{number}/{len(roles)}]", children, signals):
+                print("Interrupted before the stack was ready.", flush=True)
+                return INTERRUPTED
+        _print_ready(config)
+        while not signals.requested:
+            _check_running(children)
+            time.sleep(0.5)
+        return 0
+    except RoleFailed as err:
+        print(f"\n{err}", file=sys.stderr, flush=True)
+        return 1
+
+
+def _start(child: Child, step: str, children: list[Child], signals: StopSignals) -> bool:
+    """Start one role and wait until it is ready (or, for a job, done). False: interrupted."""
+    role = child.role
+    print(f"{step} {role.name:<8} {role.note} (log {child.log})", flush=True)
+    started = time.monotonic()
+    child.start()
+    progress = _Progress(step, role.name, quiet=role.stream)
+    while not signals.requested:
+        _check_running([c for c in children if c is not child])
+        code = child.exit_code()
+        if role.probe is None and code is not None:  # a one-shot job
+            if code != 0:
+                raise RoleFailed(f"{role.name} failed with exit status {code}; stopping the "
+                                 f"stack. Its output is above and in {child.log}.")
+            progress.done(f"done in {time.monotonic() - started:.1f}s")
+            return True
+        if code is not None:
+            raise RoleFailed(f"{role.name} exited with status {code} before it was ready; "
+                             f"stopping the stack. The end of {child.log}:\n{child.tail()}")
+        if role.probe is not None:
+            note = role.probe()
+            if note is not None:
+                note = f": {note}" if note else ""
+                progress.done(f"ready in {time.monotonic() - started:.1f}s "
+                              f"(pid {child.pid}){note}")
+                return True
+            if time.monotonic() - started > role.timeout:
+                raise RoleFailed(f"{role.name} was not ready after {role.timeout:.0f}s; "
+                                 f"stopping the stack. The end of {child.log}:\n"
+                                 f"{child.tail()}")
+        progress.tick(time.monotonic() - started)
+        time.sleep(0.25)
+    return False
+
+
+def _check_running(children: list[Child]) -> None:
+    """Raise RoleFailed if a long-running role has exited."""
+    for child in children:
+        if child.role.probe is None:
+            continue
+        code = child.exit_code()
+        if code is not None:
+            raise RoleFailed(f"{child.role.name} exited unexpectedly with status {code}; "
+                             f"stopping the stack. The end of {child.log}:\n{child.tail()}")
+
+
+class _Progress:
+    """While a role starts: a live seconds counter on a terminal, a line every 30 s elsewhere."""
+
+    def __init__(self, step: str, name: str, quiet: bool):
+        self.prefix = f"{step} {name:<8}"
+        self.tty = sys.stdout.isatty() and not quiet
+        self.quiet = quiet
+        self.shown = 0
+
+    def tick(self, elapsed: float) -> None:
+        if self.tty and int(elapsed) > self.shown:
+            self.shown = int(elapsed)
+            print(f"\r{self.prefix} starting... {self.shown}s", end="", flush=True)
+        elif not self.tty and not self.quiet and int(elapsed) >= self.shown + 30:
+            self.shown = int(elapsed) // 30 * 30
+            print(f"{self.prefix} still starting ({self.shown}s)", flush=True)
+
+    def done(self, text: str) -> None:
+        clear = "\r\033[K" if self.tty and self.shown else ""
+        print(f"{clear}{self.prefix} {text}", flush=True)
+
+
+def _print_ready(config: StackConfig) -> None:
+    model = f"http://localhost:{config.rest_port}/v1/models/{config.model_name}"
+    grpc = f"; gRPC localhost:{config.grpc_port}" if config.tf_serving else ""
+    curl = (f"curl -s {model}/labels/{STABLE_LABEL}:predict -d '{{\"signature_name\": "
+            "\"predict_image\", \"instances\": [{\"b64\": \"'\"$(base64 < digit.png | "
+            "tr -d '\\n')\"'\"}]}'")
+    print(f"""
+Ready.
+  Web UI      http://localhost:{config.webui_port}
+  MLflow      http://localhost:{config.mlflow_port}
+  TF Serving  {model}   (REST{grpc})
+  Predict a PNG of a digit:
+    {curl}
+`make train`, `make promote ARGS="--version N"` and `make list` work on this stack.
+Ctrl-C stops everything (or `make down` from another terminal).
+""", flush=True)
+
+
+def _stop_all(children: list[Child], signals: StopSignals) -> None:
+    """Stop the roles in reverse start order; a second Ctrl-C kills what is left at once."""
+    started = [c for c in children if c.proc is not None]
+    if not started:
+        return
+    running = [c.role.name for c in reversed(started) if c.exit_code() is None]
+    print(f"Stopping {', '.join(running) or 'what is left'}...", flush=True)
+    for child in reversed(started):  # an exited role's group may still hold its children
+        child.stop(STOP_TIMEOUT, hurry=signals.hurry)
+    print("Stopped; nothing is left running.", flush=True)
+
+
+def running_pid(root: Path) -> int | None:
+    """The pid of a `python -m devstack up` running in `root`; clears a stale PID file."""
+    path = root / PID_FILE
+    try:
+        pid = int(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if pid != os.getpid() and _is_devstack(pid):
+        return pid
+    path.unlink(missing_ok=True)
+    return None
+
+
+def _is_devstack(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    return not cmdline.exists() or b"devstack" in cmdline.read_bytes()
+
+
+def down(config: StackConfig, timeout: float = 90.0) -> int:
+    """Ask a `make up` running in the background here to stop, and wait until it has."""
+    pid = running_pid(config.root)
+    if pid is None:
+        print("No stack started by `make up` is running here (a `make up` in the foreground "
+              "stops with Ctrl-C).")
+        return 0
+    print(f"Stopping the stack (pid {pid})...", flush=True)
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _is_devstack(pid):
+            print("Stopped.")
+            return 0
+        time.sleep(0.2)
+    print(f"pid {pid} is still running after {timeout:.0f}s; see {LOG_DIR}/.", file=sys.stderr)
+    return 1
