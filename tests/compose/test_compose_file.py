@@ -30,7 +30,8 @@ from tests.compose.composefile import COMPOSE_FILE, ENV_EXAMPLE, ROOT
 OFFICIAL_SERVING_IMAGE = "tensorflow/serving:2.20.0"
 BASE_IMAGE = "python:3.11-slim-bookworm"
 # The official image's entrypoint: these come before the compose command.
-OFFICIAL_ENTRYPOINT_FLAGS = [f"--port={contract.GRPC_PORT}", f"--rest_api_port={contract.REST_PORT}"]
+OFFICIAL_ENTRYPOINT_FLAGS = [f"--port={contract.GRPC_PORT}",
+                             f"--rest_api_port={contract.REST_PORT}"]
 LONG_RUNNING = ("mlflow", "tfserving", "webui")
 
 
@@ -132,7 +133,7 @@ def test_final_image_carries_no_pip_or_build_stage_leftovers(dockerfile):
 def test_every_dockerfile_is_built_by_compose(services):
     built = {Path(s["build"]["dockerfile"]).name for s in services.values() if "build" in s}
     assert built == {p.name for p in dockerfiles.all_dockerfiles()}
-    for name, service in services.items():
+    for service in services.values():
         if "build" in service:
             assert service["build"]["context"] == "."
             assert (ROOT / service["build"]["dockerfile"]).is_file()
@@ -292,6 +293,12 @@ def test_trainer_environment_is_what_the_trainer_reads(services):
     assert set(environment) <= reads, f"not read by training: {set(environment) - reads}"
     assert _url(environment["MLFLOW_TRACKING_URI"]) == ("mlflow", contract.MLFLOW_PORT)
     assert environment["MODEL_NAME"] == contract.MODEL_NAME
+
+
+def test_train_profile_is_one_the_trainer_knows(services, monkeypatch):
+    profile = composefile.environment(services["trainer"])["TRAIN_PROFILE"]
+    monkeypatch.setenv("TRAIN_PROFILE", profile)  # the trainer's default profile comes from it
+    assert _trainer_parse(["bootstrap"]).profile == profile == "quick"
 
 
 def test_trainer_writes_where_tfserving_reads(services):
