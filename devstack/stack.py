@@ -86,7 +86,7 @@ def _start(child: Child, step: str, children: list[Child], signals: StopSignals)
             progress.done(f"done in {time.monotonic() - started:.1f}s")
             return True
         if code is not None:
-            raise RoleFailed(f"{role.name} exited with status {code} before it was ready; "
+            raise RoleFailed(f"{role.name} {_ended(code)} before it was ready; "
                              f"stopping the stack. The end of {child.log}:\n{child.tail()}")
         if role.probe is not None:
             note = role.probe()
@@ -111,8 +111,15 @@ def _check_running(children: list[Child]) -> None:
             continue
         code = child.exit_code()
         if code is not None:
-            raise RoleFailed(f"{child.role.name} exited unexpectedly with status {code}; "
+            raise RoleFailed(f"{child.role.name} {_ended(code)} unexpectedly; "
                              f"stopping the stack. The end of {child.log}:\n{child.tail()}")
+
+
+def _ended(code: int) -> str:
+    """How a process ended, from its Popen returncode."""
+    if code < 0:
+        return f"was killed by {signal.Signals(-code).name}"
+    return f"exited with status {code}"
 
 
 class _Progress:
