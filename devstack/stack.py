@@ -57,7 +57,7 @@ def _run(config: StackConfig, signals: StopSignals, children: list[Child]) -> in
             child = Child(role, config.root, LOG_DIR / f"{role.name}.log")
             children.append(child)
             if not _start(child, f"[{number}/{len(roles)}]", children, signals):
-                print("Interrupted before the stack was ready.", flush=True)
+                print("\nInterrupted before the stack was ready.", flush=True)
                 return INTERRUPTED
         _print_ready(config)
         while not signals.requested:
