@@ -133,15 +133,19 @@ def stack(tmp_path_factory, mnist_dir):
     if shutil.which("make") is None:
         pytest.fail("make is not installed: it is the front door (apt-get install make)")
     checkout = copy_checkout(tmp_path_factory.mktemp("checkout"))
+    make = ["make", "-o", f"{VENV}/.installed", f"VENV={VENV}", "up"]
+    # -o: the environment is installed already; never let make reinstall it from here.
+    recipe = subprocess.run([*make, "-n"], cwd=checkout, capture_output=True, text=True)
+    if "-m devstack up" not in recipe.stdout:
+        pytest.fail("The Makefile's `up` target must run `$(PY) -m devstack up`; `make -n up` "
+                    f"printed:\n{recipe.stdout}{recipe.stderr}")
     ports = Ports.free()
     mark = uuid.uuid4().hex
     env = {**os.environ, **ports.env(), "MNIST_DIR": str(mnist_dir), "TRAIN_ARGS": TRAIN_ARGS,
            "TRAIN_PROFILE": "quick", MARK: mark}
     output = tmp_path_factory.mktemp("make-up") / "output.txt"
     with open(output, "wb") as out:
-        # -o: the environment is installed already; never let make reinstall it from here.
-        proc = subprocess.Popen(["make", "-o", f"{VENV}/.installed", f"VENV={VENV}", "up"],
-                                cwd=checkout, env=env, stdin=subprocess.DEVNULL, stdout=out,
+        proc = subprocess.Popen(make, cwd=checkout, env=env, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     stack = Stack(proc, ports, output, mark, checkout)
     try:
