@@ -74,7 +74,10 @@ def _start(child: Child, step: str, children: list[Child], signals: StopSignals)
     role = child.role
     print(f"{step} {role.name:<8} {role.note} (log {child.log})", flush=True)
     started = time.monotonic()
-    child.start()
+    try:
+        child.start()
+    except OSError as err:  # e.g. a tensorflow_model_server on PATH that cannot run
+        raise RoleFailed(f"{role.name} could not start: {err}; stopping the stack.") from None
     progress = _Progress(step, role.name, quiet=role.stream)
     while not signals.requested:
         _check_running([c for c in children if c is not child])
