@@ -9,10 +9,10 @@ EXTRAS ?= training,serving,webui,dev
 export MNIST_DIR ?= $(if $(wildcard ../shared/data/mnist/t10k-images-idx3-ubyte.gz),$(abspath ../shared/data/mnist))
 PYTEST_ARGS ?=
 
-.PHONY: help install lock lint test test-e2e test-containers train promote list serve up down bench clean
+.PHONY: help install lock lint test test-e2e test-containers train promote list up down bench clean
 
 help: ## list the tasks
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -35,8 +35,23 @@ lint: install ## ruff and hadolint
 test: install ## every test layer: unit, integration, contract, browser, compose (pass PYTEST_ARGS)
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-test-e2e: install ## only the browser tests
+test-e2e: install ## only the end-to-end tests: the browser, and make up
 	$(VENV)/bin/pytest -m e2e $(PYTEST_ARGS)
+
+test-containers: install ## only the container tests: build every image, run the compose stack
+	$(VENV)/bin/pytest -m containers $(PYTEST_ARGS)
+
+up: install ## the stack without Docker: MLflow, a first model, TF Serving, web UI (Ctrl-C stops)
+	$(PY) -m devstack up
+
+down: ## stop a `make up` running in the background; one in the foreground stops with Ctrl-C
+	$(PY) -m devstack down
+
+# train, promote and list act on the stack `make up` runs: its MLflow server, and the local
+# models.config its TF Serving reads (serving/models.config stays compose's, with /models paths).
+train promote list: export MLFLOW_TRACKING_URI ?= http://localhost:$(or $(MLFLOW_PORT),5000)
+train promote list: export MODELS_CONFIG ?= models/models.config
+train promote list: export SERVING_BASE_PATH ?= $(CURDIR)/models/$(or $(MODEL_NAME),mnist)
 
 train: install ## train a model with the quick profile (ARGS="--profile full" etc.)
 	$(PY) -m training train $(ARGS)
