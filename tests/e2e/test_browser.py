@@ -7,15 +7,13 @@ reason where it is missing, but never in CI (CI=true), where a missing browser f
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from pathlib import Path
 
 import pytest
-import requests
 
-from tests.support.servers import ROOT, free_port, model_available, process, stop
+from tests.support.servers import ROOT, free_port, local_webui, model_available, process, stop
 
 pytestmark = pytest.mark.e2e
 
@@ -28,18 +26,6 @@ ANSWER_TIMEOUT_MS = 20_000
 # Strokes as points in canvas units (0..1), the way a person draws them with a mouse.
 ONE = [[(0.53, 0.14), (0.51, 0.45), (0.48, 0.86)]]
 SEVEN = [[(0.26, 0.20), (0.50, 0.19), (0.74, 0.18), (0.62, 0.45), (0.50, 0.68), (0.43, 0.86)]]
-
-
-@contextlib.contextmanager
-def run_webui(serving_url: str, **env: str):
-    """Run `python -m webui` on a free port in front of `serving_url`; yield its URL."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with process([sys.executable, "-m", "webui", "--port", str(port)],
-                 lambda: requests.get(f"{url}/healthz", timeout=1).ok,
-                 f"python -m webui on {port}", timeout=60,
-                 env={"TF_SERVING_URL": serving_url, **env}):
-        yield url
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +45,7 @@ def browser():
 
 @pytest.fixture(scope="module")
 def webui_url(serving_url):
-    with run_webui(serving_url) as url:
+    with local_webui(serving_url) as url:
         yield url
 
 
@@ -175,7 +161,7 @@ def test_the_error_shows_when_serving_stops(browser, stack):
     args = [sys.executable, "-m", "serving", f"--rest_api_port={port}",
             f"--model_config_file={stack.models_config}"]
     with process(args, lambda: model_available(tfs_url), "python -m serving") as serving, \
-            run_webui(tfs_url) as url:
+            local_webui(tfs_url) as url:
         tab = Page(browser, url)
         try:
             tab.draw(SEVEN)

@@ -7,9 +7,7 @@ person's canvas sends them: dark ink on white, 280x280 PNG.
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
-import sys
 
 import numpy as np
 import pytest
@@ -17,7 +15,7 @@ import requests
 from PIL import Image
 
 from contract import CANARY_LABEL, STABLE_LABEL
-from tests.support.servers import free_port, process
+from tests.support.servers import local_webui
 from webui import create_app
 
 pytestmark = pytest.mark.integration
@@ -37,21 +35,9 @@ def data_url(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
-@contextlib.contextmanager
-def run_webui(serving_url: str, **env: str):
-    """Run `python -m webui` on a free port in front of `serving_url`; yield its URL."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with process([sys.executable, "-m", "webui", "--port", str(port)],
-                 lambda: requests.get(f"{url}/healthz", timeout=1).ok,
-                 f"python -m webui on {port}", timeout=60,
-                 env={"TF_SERVING_URL": serving_url, **env}):
-        yield url
-
-
 @pytest.fixture(scope="module")
 def webui_url(serving_url):
-    with run_webui(serving_url) as url:
+    with local_webui(serving_url) as url:
         yield url
 
 

@@ -11,8 +11,15 @@ import sys
 import pytest
 import requests
 
-from tests.integration.test_webui_predict import canvas_png, data_url, run_webui
-from tests.support.servers import free_port, model_available, process, stop, wait_until
+from tests.integration.test_webui_predict import canvas_png, data_url
+from tests.support.servers import (
+    free_port,
+    local_webui,
+    model_available,
+    process,
+    stop,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +34,7 @@ def serving(models_config, port: int):
 def test_readyz_follows_the_model_service(stack, mnist):
     port = free_port()
     image = {"image": data_url(canvas_png(mnist.x_test[0]))}
-    with run_webui(f"http://127.0.0.1:{port}") as ui:
+    with local_webui(f"http://127.0.0.1:{port}") as ui:
         def ready() -> requests.Response:
             return requests.get(f"{ui}/readyz", timeout=5)
 
