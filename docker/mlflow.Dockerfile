@@ -6,15 +6,23 @@
 # The cache mounts need BuildKit: on by default since Docker 23; with docker-compose 1.x,
 # export DOCKER_BUILDKIT=1 first.
 
+# Only the lists this image needs leave this stage, so an edit to pyproject.toml that
+# leaves them alone rebuilds nothing below. constraints.txt (the full pin list) is optional:
+# an empty one stands in when the repository has none.
+FROM python:3.11-slim-bookworm AS requirements
+WORKDIR /src
+COPY pyproject.toml constraints.tx[t] docker/requirements.py ./
+RUN mkdir /requirements && touch constraints.txt && cp constraints.txt /requirements/ \
+ && python requirements.py training --only mlflow >/requirements/rest.txt
+
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
-WORKDIR /src
+# A virtualenv without pip: the base image's pip fills it, and nothing that builds or
+# installs packages is copied into the final image.
 RUN python -m venv --without-pip /opt/venv
-COPY pyproject.toml constraints.tx[t] docker/requirements.py ./
+COPY --from=requirements /requirements/rest.txt /requirements/constraints.txt /requirements/
 RUN --mount=type=cache,target=/root/.cache/pip \
-    touch constraints.txt \
- && python requirements.py training --only mlflow >requirements.txt \
- && pip --python /opt/venv/bin/python install -r requirements.txt -c constraints.txt
+    pip --python /opt/venv/bin/python install -r /requirements/rest.txt -c /requirements/constraints.txt
 
 FROM python:3.11-slim-bookworm
 COPY --from=build /opt/venv /opt/venv

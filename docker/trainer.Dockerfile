@@ -9,24 +9,29 @@
 # The cache mounts need BuildKit: on by default since Docker 23; with docker-compose 1.x,
 # export DOCKER_BUILDKIT=1 first.
 
+# Only the lists this image needs leave this stage, so an edit to pyproject.toml that
+# leaves them alone rebuilds nothing below. constraints.txt (the full pin list) is optional:
+# an empty one stands in when the repository has none.
+FROM python:3.11-slim-bookworm AS requirements
+WORKDIR /src
+COPY pyproject.toml constraints.tx[t] docker/requirements.py ./
+RUN mkdir /requirements && touch constraints.txt && cp constraints.txt /requirements/ \
+ && python requirements.py serving --only tensorflow tensorflow-serving-api >/requirements/tf.txt \
+ && python requirements.py training --exclude tensorflow tensorflow-serving-api >/requirements/rest.txt
+
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
-WORKDIR /src
 # A virtualenv without pip: the base image's pip fills it, and nothing that builds or
 # installs packages is copied into the final image.
 RUN python -m venv --without-pip /opt/venv
-# Dependencies before code, so editing the code reuses these layers. constraints.txt (the
-# lead's full pin list) is optional: an empty one stands in when the repository has none.
-COPY pyproject.toml constraints.tx[t] docker/requirements.py ./
-# TensorFlow in a layer of its own, written exactly as in serving.Dockerfile so the two
-# builds share it.
+# TensorFlow in a layer of its own, written exactly alike in trainer.Dockerfile and
+# serving.Dockerfile so the two builds share it.
+COPY --from=requirements /requirements/tf.txt /requirements/constraints.txt /requirements/
 RUN --mount=type=cache,target=/root/.cache/pip \
-    touch constraints.txt \
- && python requirements.py serving --only tensorflow tensorflow-serving-api >tf.txt \
- && pip --python /opt/venv/bin/python install -r tf.txt -c constraints.txt
+    pip --python /opt/venv/bin/python install -r /requirements/tf.txt -c /requirements/constraints.txt
+COPY --from=requirements /requirements/rest.txt /requirements/
 RUN --mount=type=cache,target=/root/.cache/pip \
-    python requirements.py training >requirements.txt \
- && pip --python /opt/venv/bin/python install -r requirements.txt -c constraints.txt
+    pip --python /opt/venv/bin/python install -r /requirements/rest.txt -c /requirements/constraints.txt
 
 FROM python:3.11-slim-bookworm
 COPY --from=build /opt/venv /opt/venv
