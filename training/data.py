@@ -109,6 +109,11 @@ def _download(cache_dir: Path) -> Path:
                 MIRROR_URL + name, known_hash=f"sha256:{sha}", fname=name, path=cache_dir,
                 progressbar=False,
             )
+        except ValueError as err:  # pooch's word for a sha256 mismatch; it kept nothing
+            raise MnistError(
+                f"The download of {name} from {MIRROR_URL} is not the original MNIST file "
+                f"({err}). Try again later, or set MNIST_DIR to a folder holding the four files."
+            ) from err
         except Exception as err:  # network errors come in many types; all mean the same here
             raise MnistError(
                 f"Could not download {name} from {MIRROR_URL} ({err}). Check the network, or "

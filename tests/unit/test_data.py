@@ -70,3 +70,45 @@ def test_damaged_file_fails_the_checksum(mnist_copy):
                                               "f7ae60f9"):
         data.load(mnist_copy)
 
+
+
+@pytest.fixture
+def mirror(tmp_path, monkeypatch):
+    """A real HTTP mirror on loopback serving a folder; the download cache under tmp_path."""
+    import functools
+    import http.server
+    import threading
+
+    served = tmp_path / "mirror"
+    served.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=served)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(data, "MIRROR_URL", f"http://127.0.0.1:{server.server_port}/")
+    monkeypatch.delenv("MNIST_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    yield served
+    server.shutdown()
+
+
+def test_download_fills_the_cache_and_verifies(mirror, mnist_dir, tmp_path):
+    for name in data.FILES:
+        shutil.copy(mnist_dir / name, mirror / name)
+    folder = data.locate()
+    assert folder.is_relative_to(tmp_path / "cache")
+    assert sorted(p.name for p in folder.iterdir()) == sorted(data.FILES)
+
+
+def test_a_wrong_download_is_refused_and_not_kept(mirror, mnist_dir, tmp_path):
+    for name in data.FILES:
+        shutil.copy(mnist_dir / name, mirror / name)
+    (mirror / "t10k-labels-idx1-ubyte.gz").write_bytes(b"not mnist")
+    with pytest.raises(data.MnistError, match="t10k-labels-idx1-ubyte.gz .* not the original"):
+        data.locate()
+    kept = sorted(p.name for p in (tmp_path / "cache").rglob("*") if p.is_file())
+    assert kept == sorted(set(data.FILES) - {"t10k-labels-idx1-ubyte.gz"})
+
+
+def test_no_mirror_says_what_to_do(mirror):
+    with pytest.raises(data.MnistError, match="Could not download .* set MNIST_DIR"):
+        data.locate()
