@@ -1,6 +1,6 @@
 """Train each profile on all 60,000 images beside the classic Keras convnet; print the figures.
 
-    .venv/bin/python bench/train_profiles.py                  # classic, quick, full (~25 min)
+    .venv/bin/python bench/train_profiles.py                  # classic, quick, full (~20 min)
     .venv/bin/python bench/train_profiles.py --only quick     # one profile
 
 The classic reference is the Keras example's recipe: our `convnet` at width 32 (34,826

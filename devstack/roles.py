@@ -82,6 +82,8 @@ def trainer(config: StackConfig) -> Role:
         "MODELS_DIR": str(MODELS_DIR),
         "MODELS_CONFIG": str(MODELS_CONFIG),
         "SERVING_BASE_PATH": str(config.serving_base_path),
+        # The first champion comes quickly, as with compose; `make train` adds better ones.
+        "TRAIN_PROFILE": os.environ.get("TRAIN_PROFILE") or "quick",
         # TensorFlow's INFO lines would bury the progress bars
         "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "1"),
     }, stream=True, note="train and promote a first champion, unless one exists")

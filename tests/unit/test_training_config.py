@@ -36,3 +36,9 @@ def test_bad_flags_exit_with_a_usage_error(argv, capsys):
         cli.build_parser().parse_args(argv)
     assert exit_info.value.code == 2
     assert "error:" in capsys.readouterr().err
+
+
+def test_profile_names_match_the_presets():
+    from training.config import DEFAULT_PROFILE, PROFILE_NAMES
+
+    assert set(PROFILE_NAMES) == set(train.PROFILES) and DEFAULT_PROFILE in PROFILE_NAMES
