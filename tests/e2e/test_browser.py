@@ -54,8 +54,10 @@ class Page:
 
     def __init__(self, browser, base_url: str, viewport=(960, 720), scale: float = 2):
         width, height = viewport
+        # Reduced motion turns the bars' width transition off, so what a test measures is
+        # the final drawing, not a frame of the animation.
         self.context = browser.new_context(viewport={"width": width, "height": height},
-                                           device_scale_factor=scale)
+                                           device_scale_factor=scale, reduced_motion="reduce")
         self.page = self.context.new_page()
         self.problems: list[str] = []
         self.page.on("console", lambda m: m.type == "error" and self.problems.append(m.text))
