@@ -32,7 +32,7 @@ lint: install ## ruff and hadolint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/hadolint --config .hadolint.yaml docker/*.Dockerfile
 
-test: install ## every test layer: unit, integration, contract, browser, compose (pass PYTEST_ARGS)
+test: install ## every test layer: unit, integration, contract, browser, make up, compose, containers
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test-e2e: install ## only the end-to-end tests: the browser, and make up
