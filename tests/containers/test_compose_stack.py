@@ -14,7 +14,6 @@ images are cached. The stack's services listen on the host's loopback on their r
 from __future__ import annotations
 
 import base64
-import io
 import os
 import shutil
 import socket
@@ -42,6 +41,7 @@ from contract import (
 from tests.compose import composefile
 from tests.containers import docker_env
 from tests.containers.docker_env import REPORT
+from tests.support.images import png as encode_png
 
 pytestmark = pytest.mark.containers
 
@@ -201,14 +201,6 @@ def stack(tmp_path_factory, mnist_dir):
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def _png(pixels) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def _champion() -> dict:
     reply = requests.get(f"{MLFLOW}/api/2.0/mlflow/registered-models/alias",
                          params={"name": MODEL_NAME, "alias": CHAMPION_ALIAS}, timeout=10)
@@ -265,7 +257,7 @@ def test_long_running_services_are_healthy(stack):
 
 
 def test_web_ui_answers_with_the_champion_version(stack, mnist):
-    answer = _ui_predict(_png(mnist.x_test[0]))
+    answer = _ui_predict(encode_png(mnist.x_test[0]))
     assert answer["model"]["name"] == MODEL_NAME
     assert answer["model"]["version"] == _champion()["version"]
     assert answer["digit"] in range(10) and len(answer["probabilities"]) == 10
@@ -302,7 +294,7 @@ def test_tf_serving_predicts_from_pixels_and_from_a_png(stack, mnist):
     recorded = float(tags[TEST_ACCURACY_TAG])
     assert abs(served_accuracy - recorded) < 0.15, (served_accuracy, recorded)
 
-    png = _png(mnist.x_test[0])
+    png = encode_png(mnist.x_test[0])
     reply = requests.post(url, json={
         "signature_name": IMAGE_SIGNATURE,
         "instances": [{"image": {"b64": base64.b64encode(png).decode()}}]}, timeout=60)
@@ -334,7 +326,7 @@ def test_state_survives_down_and_up_and_the_trainer_skips(stack, mnist):
     assert stack.state("trainer", "{{.State.ExitCode}}") == "0"
     assert len(_versions()) == 1, "the trainer trained again although a champion exists"
     assert _published(stack.root) == [champion]
-    assert _ui_predict(_png(mnist.x_test[0]))["model"]["version"] == champion
+    assert _ui_predict(encode_png(mnist.x_test[0]))["model"]["version"] == champion
 
 
 def test_a_new_run_promoted_reaches_the_ui_without_restarting_tf_serving(stack, mnist):
@@ -349,7 +341,7 @@ def test_a_new_run_promoted_reaches_the_ui_without_restarting_tf_serving(stack, 
     assert _champion()["version"] == new
 
     deadline = time.monotonic() + PROMOTION_VISIBLE_WITHIN_S
-    png = _png(mnist.x_test[0])
+    png = encode_png(mnist.x_test[0])
     while (answered := _ui_predict(png)["model"]["version"]) != new:
         assert time.monotonic() < deadline, f"the UI still answers with v{answered}"
         time.sleep(1)

@@ -1,13 +1,11 @@
 """The published model itself: both signatures agree, and behave as a person would expect."""
 
-import io
-
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
 
 from contract import IMAGE_SIGNATURE, SERVING_SIGNATURE
+from tests.support.images import png
 
 pytestmark = pytest.mark.integration
 SAMPLE = 2000
@@ -17,12 +15,6 @@ SAMPLE = 2000
 def signatures(stack):
     loaded = tf.saved_model.load(str(stack.base_path / str(stack.version)))
     return loaded.signatures[SERVING_SIGNATURE], loaded.signatures[IMAGE_SIGNATURE]
-
-
-def png(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array.astype(np.uint8)).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def predict_images(image_signature, arrays) -> dict[str, np.ndarray]:

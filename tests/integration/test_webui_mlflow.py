@@ -11,7 +11,7 @@ import sys
 import pytest
 import requests
 
-from tests.integration.test_webui_predict import canvas_png, data_url
+from tests.support.images import canvas_png, data_url
 from tests.support.servers import free_port, process
 from webui import create_app
 

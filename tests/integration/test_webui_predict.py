@@ -6,15 +6,12 @@ person's canvas sends them: dark ink on white, 280x280 PNG.
 
 from __future__ import annotations
 
-import base64
-import io
-
 import numpy as np
 import pytest
 import requests
-from PIL import Image
 
 from contract import CANARY_LABEL, STABLE_LABEL
+from tests.support.images import canvas_png, data_url
 from tests.support.servers import local_webui
 from webui import create_app
 
@@ -22,17 +19,6 @@ pytestmark = pytest.mark.integration
 
 DIGITS = 200
 MIN_ACCURACY = 0.95
-
-
-def canvas_png(pixels: np.ndarray, side: int = 280) -> bytes:
-    """An MNIST digit (light on dark, 28x28) as a canvas would send it."""
-    out = io.BytesIO()
-    Image.fromarray(255 - pixels).resize((side, side), Image.BILINEAR).save(out, "PNG")
-    return out.getvalue()
-
-
-def data_url(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode()
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ Ctrl-C does, with SIGINT to make's whole process group, and checks that nothing 
 from __future__ import annotations
 
 import base64
-import io
 import os
 import re
 import shutil
@@ -26,6 +25,7 @@ import pytest
 import requests
 
 from devstack.ports import is_taken
+from tests.support.images import canvas_png
 from tests.support.servers import ROOT, free_port
 
 pytestmark = pytest.mark.e2e
@@ -158,12 +158,8 @@ def stack(tmp_path_factory, mnist_dir):
 @pytest.fixture(scope="module")
 def digit(mnist):
     """The first MNIST test image: its label, its pixels, and a 280x280 dark-on-light PNG."""
-    from PIL import Image
-
     pixels = mnist.x_test[0]
-    png = io.BytesIO()
-    Image.fromarray(255 - pixels).resize((280, 280), Image.Resampling.BILINEAR).save(png, "PNG")
-    return int(mnist.y_test[0]), pixels, png.getvalue()
+    return int(mnist.y_test[0]), pixels, canvas_png(pixels)
 
 
 def test_up_shows_progress_and_the_three_urls(stack):

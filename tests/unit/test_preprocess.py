@@ -7,15 +7,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from tests.support.images import png
 from training import preprocess
 
 CANVAS = 280
-
-
-def png(array: np.ndarray, mode: str = "L") -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(array.astype(np.uint8), mode).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def normalize(*encoded: bytes) -> np.ndarray:
