@@ -131,7 +131,7 @@ def promote(settings: Settings, version: int | None = None, min_accuracy: float 
     if accuracy < min_accuracy:
         raise PromotionRefused(f"Version {version} has test accuracy {accuracy:.4f}, below the "
                                f"minimum {min_accuracy:.4f}.")
-    champion = alias_version(client, settings, CHAMPION_ALIAS)
+    champion = next((v for v, row in rows.items() if CHAMPION_ALIAS in row.aliases), None)
     if not canary and not force and champion is not None and champion != version:
         best = rows[champion].test_accuracy or 0.0
         if accuracy < best:
@@ -140,7 +140,7 @@ def promote(settings: Settings, version: int | None = None, min_accuracy: float 
                 f"{champion} ({best:.4f}). Use --force to roll back on purpose.")
     alias = CHALLENGER_ALIAS if canary else CHAMPION_ALIAS
     client.set_registered_model_alias(settings.model_name, alias, version)
-    if not canary and alias_version(client, settings, CHALLENGER_ALIAS) == version:
+    if not canary and CHALLENGER_ALIAS in candidate.aliases:
         client.delete_registered_model_alias(settings.model_name, CHALLENGER_ALIAS)
     sync_serving_config(client, settings)
     return versions_by_number(client, settings)[version]
