@@ -15,7 +15,7 @@ import os
 import sys
 
 from contract import MLFLOW_PORT
-from training.config import DEFAULT_PROFILE, PROFILE_NAMES
+from training import profiles
 
 
 def _positive_int(text: str) -> int:
@@ -40,30 +40,32 @@ def _fraction(text: str) -> float:
 
 
 def _add_training_flags(parser: argparse.ArgumentParser, profile_default: str) -> None:
-    parser.add_argument("--profile", choices=PROFILE_NAMES, default=profile_default,
+    def default(name: str) -> str:
+        return f"(default: the profile's, {profiles.describe(name)})"
+
+    parser.add_argument("--profile", choices=tuple(profiles.PROFILES), default=profile_default,
                         help="preset of the flags below: quick (minutes) or full (best "
                              f"accuracy) (default: {profile_default})")
-    parser.add_argument("--model", choices=("convnet", "vgg"),
-                        help="architecture (default: the profile's, vgg)")
+    parser.add_argument("--model", choices=profiles.ARCHITECTURE_NAMES,
+                        help=f"architecture {default('model')}")
     parser.add_argument("--epochs", type=_positive_int,
-                        help="default: the profile's, 5 quick, 12 full")
-    parser.add_argument("--batch-size", type=_positive_int, help="default: the profile's, 128")
+                        help=f"passes over the training images {default('epochs')}")
+    parser.add_argument("--batch-size", type=_positive_int,
+                        help=f"images per training step {default('batch_size')}")
     parser.add_argument("--learning-rate", type=_positive_float,
-                        help="peak learning rate of the warm-up + cosine schedule "
-                             "(default: the profile's, 0.003)")
+                        help=f"peak of the warm-up + cosine schedule {default('learning_rate')}")
     parser.add_argument("--width", type=_positive_int,
                         help="filters in the first conv layer; later ones scale with it "
-                             "(default: the profile's, 16 quick, 32 full)")
+                             + default("width"))
     parser.add_argument("--augment", action=argparse.BooleanOptionalAction,
-                        help="random shifts, turns and zooms while training "
-                             "(default: the profile's, off for quick, on for full)")
+                        help=f"random shifts, turns and zooms while training {default('augment')}")
     parser.add_argument("--train-limit", type=_positive_int,
                         help="train on the first N shuffled images (default: all 60,000)")
     parser.add_argument("--seed", type=int, help="random seed (default: 0)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    default_profile = os.environ.get("TRAIN_PROFILE") or DEFAULT_PROFILE
+    default_profile = os.environ.get("TRAIN_PROFILE") or profiles.DEFAULT_PROFILE
     parser = argparse.ArgumentParser(
         prog="python -m training", description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -93,12 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-HYPERPARAM_FLAGS = ("model", "epochs", "batch_size", "learning_rate", "width", "augment",
-                    "train_limit", "seed")  # training.train.Hyperparams' fields
-
-
 def _training_kwargs(args) -> dict:
-    return {"profile": args.profile, **{name: getattr(args, name) for name in HYPERPARAM_FLAGS}}
+    hyperparams = {name: getattr(args, name) for name in profiles.HYPERPARAM_NAMES}
+    return {"profile": args.profile, **hyperparams}
 
 
 def _mlflow_hint(settings, run_id: str) -> str:

@@ -14,11 +14,6 @@ from contract import (
 )
 from serving.models_config import CONTAINER_BASE_PATH
 
-# Training presets (training.train.PROFILES holds their values). full is the best model and
-# the default; quick trains a first champion in minutes (compose and make up use it).
-PROFILE_NAMES = ("quick", "full")
-DEFAULT_PROFILE = "full"
-
 # Settings field -> the environment variable that sets it (see .env.example).
 ENV_VARS = {
     "tracking_uri": "MLFLOW_TRACKING_URI",

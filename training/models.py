@@ -46,9 +46,12 @@ def _conv_bn(x, filters: int, kernel: int = 3, padding: str = "same"):
 
 
 def vgg(width: int = 32, augment: bool = True) -> keras.Model:
-    """Stronger default: VGG-style batch-norm blocks, global pooling, dropout."""
+    """Stronger default: VGG-style batch-norm blocks, global pooling, dropout.
+
+    The full-resolution block has one conv, not two: at 28x28 a second one costs a third of
+    the training time, which buys more epochs of the 14x14 block instead (a better trade on CPU).
+    """
     pixels, x = _inputs(augment)
-    x = _conv_bn(x, width)
     x = _conv_bn(x, width)
     x = layers.MaxPooling2D()(x)
     x = _conv_bn(x, 2 * width)
@@ -61,8 +64,7 @@ def vgg(width: int = 32, augment: bool = True) -> keras.Model:
     return keras.Model(pixels, probabilities, name="vgg")
 
 
-ARCHITECTURES = {"convnet": convnet, "vgg": vgg}
-DEFAULT_ARCHITECTURE = "vgg"
+ARCHITECTURES = {"convnet": convnet, "vgg": vgg}  # training.profiles.ARCHITECTURE_NAMES
 
 
 def build(name: str, width: int = 32, augment: bool = False) -> keras.Model:

@@ -7,36 +7,18 @@ from __future__ import annotations
 
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from training import data as mnist_data
 from training import registry, tracking
-from training.config import DEFAULT_PROFILE, Settings
+from training.config import Settings
+from training.profiles import DEFAULT_PROFILE, Hyperparams, hyperparams
 
 VALIDATION_FRACTION = 0.1
 MAX_VALIDATION = 5000
-
-
-@dataclass(frozen=True)
-class Hyperparams:
-    model: str
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    width: int = 32  # filters in the first conv layer; later layers scale with it
-    augment: bool = False  # random shifts, turns and zooms while training
-    train_limit: int | None = None  # None: all 60,000 training images
-    seed: int = 0
-
-
-PROFILES = {
-    "quick": Hyperparams(model="vgg", epochs=5, batch_size=128, learning_rate=3e-3, width=16),
-    "full": Hyperparams(model="vgg", epochs=12, batch_size=128, learning_rate=3e-3,
-                        augment=True),
-}
 
 
 @dataclass(frozen=True)
@@ -45,13 +27,6 @@ class TrainResult:
     version: int
     test_accuracy: float
     published_dir: Path
-
-
-def hyperparams(profile: str = DEFAULT_PROFILE, **overrides) -> Hyperparams:
-    """A profile's hyperparameters with the given (non-None) overrides."""
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
-    return replace(PROFILES[profile], **{k: v for k, v in overrides.items() if v is not None})
 
 
 def split(mnist: mnist_data.Mnist, limit: int | None, seed: int):
@@ -149,11 +124,6 @@ def run(settings: Settings, *, profile: str = DEFAULT_PROFILE, verbose: int = 1,
     overrides: any Hyperparams field (model, epochs, ...); None keeps the profile's value.
     """
     hp = hyperparams(profile, **overrides)
-    from training import models
-
-    if hp.model not in models.ARCHITECTURES:
-        raise ValueError(f"unknown model {hp.model!r}; choose one of "
-                         f"{', '.join(models.ARCHITECTURES)}")
     mnist = mnist_data.load(settings.data_dir)
     train, val = split(mnist, hp.train_limit, hp.seed)
     client = tracking.connect(settings)

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from training import cli, train
+from training import cli, profiles
 from training.config import ENV_VARS, Settings
 
 
@@ -18,15 +18,33 @@ def test_settings_from_env_ignores_empty_values():
     assert settings.base_dir == "/srv/models/mnist"
 
 
-def test_every_hyperparameter_is_a_flag():
-    assert set(cli.HYPERPARAM_FLAGS) == {f.name for f in dataclasses.fields(train.Hyperparams)}
+def test_no_flags_means_the_profile_as_it_is():
+    for name, preset in profiles.PROFILES.items():
+        args = cli.build_parser().parse_args(["train", "--profile", name])
+        assert profiles.hyperparams(**cli._training_kwargs(args)) == preset
 
 
 def test_flags_override_the_profile():
     args = cli.build_parser().parse_args(["train", "--profile", "full", "--epochs", "2",
                                           "--no-augment"])
-    hp = train.hyperparams(**cli._training_kwargs(args))
-    assert hp == dataclasses.replace(train.PROFILES["full"], epochs=2, augment=False)
+    hp = profiles.hyperparams(**cli._training_kwargs(args))
+    assert hp == dataclasses.replace(profiles.PROFILES["full"], epochs=2, augment=False)
+
+
+def test_help_shows_each_profiles_value(capsys):
+    assert profiles.describe("augment") == "off quick, on full"
+    assert profiles.describe("model") == "vgg"
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["train", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert f"(default: the profile's, {profiles.describe('epochs')})" in help_text
+
+
+def test_unknown_model_or_profile_is_a_clear_error():
+    with pytest.raises(ValueError, match="unknown model 'resnet'; choose one of convnet, vgg"):
+        profiles.hyperparams(model="resnet")
+    with pytest.raises(ValueError, match="unknown profile 'huge'; choose one of quick, full"):
+        profiles.hyperparams("huge")
 
 
 @pytest.mark.parametrize("argv", [["train", "--epochs", "0"], ["train", "--model", "resnet"],
@@ -38,7 +56,8 @@ def test_bad_flags_exit_with_a_usage_error(argv, capsys):
     assert "error:" in capsys.readouterr().err
 
 
-def test_profile_names_match_the_presets():
-    from training.config import DEFAULT_PROFILE, PROFILE_NAMES
+def test_architecture_names_match_the_models_built():
+    from training import models
 
-    assert set(PROFILE_NAMES) == set(train.PROFILES) and DEFAULT_PROFILE in PROFILE_NAMES
+    assert set(profiles.ARCHITECTURE_NAMES) == set(models.ARCHITECTURES)
+    assert profiles.DEFAULT_PROFILE in profiles.PROFILES
