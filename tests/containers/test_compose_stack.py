@@ -256,6 +256,13 @@ def test_long_running_services_are_healthy(stack):
         assert stack.state(service, "{{.State.Health.Status}}") == "healthy"
 
 
+def test_mlflow_runs_without_its_job_runner(stack):
+    """The job runner serves GenAI features this stack does not use, as 8 more processes."""
+    processes = stack.docker("top", stack.container("mlflow"))
+    assert "mlflow server" in processes
+    assert "huey" not in processes and "_job_runner" not in processes, processes
+
+
 def test_web_ui_answers_with_the_champion_version(stack, mnist):
     answer = _ui_predict(encode_png(mnist.x_test[0]))
     assert answer["model"]["name"] == MODEL_NAME
