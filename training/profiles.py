@@ -49,7 +49,7 @@ def hyperparams(profile: str = DEFAULT_PROFILE, **overrides) -> Hyperparams:
 
 
 def describe(name: str) -> str:
-    """One hyperparameter's value in each profile, for --help: '4 quick, 16 full' or '128'."""
+    """One hyperparameter's value in each profile, for --help: '4 quick, 16 full' or 'vgg'."""
     values = {profile: _shown(getattr(hp, name)) for profile, hp in PROFILES.items()}
     if len(set(values.values())) == 1:
         return str(next(iter(values.values())))
