@@ -14,6 +14,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from contract import STABLE_LABEL
 from devstack.config import (
@@ -25,6 +26,8 @@ from devstack.config import (
 )
 
 PYTHON = sys.executable
+TF_SERVING_FLAGS = Path("serving/tfserving.flags")  # relative to the checkout
+CONFIG_MOUNT = "/config/"  # where docker-compose.yml mounts ./serving for tfserving
 
 
 @dataclass(frozen=True)
@@ -90,19 +93,20 @@ def trainer(config: StackConfig) -> Role:
 
 
 def serving_args(config: StackConfig) -> list[str]:
-    """serving/tfserving.flags with local paths and ports (python -m serving takes them all)."""
+    """serving/tfserving.flags with this stack's ports and local paths.
+
+    In compose, ./serving is mounted at /config; here the files are read where they are, except
+    models.config, which is the local one. python -m serving takes every one of these flags.
+    """
     program = [config.tf_serving] if config.tf_serving else [PYTHON, "-m", "serving"]
-    return program + [
-        f"--port={config.grpc_port}",
-        f"--rest_api_port={config.rest_port}",
-        f"--model_config_file={MODELS_CONFIG}",
-        "--model_config_file_poll_wait_seconds=5",
-        "--file_system_poll_wait_seconds=1",
-        "--allow_version_labels_for_unavailable_models=true",
-        "--enable_batching=true",
-        "--batching_parameters_file=serving/batching.config",
-        "--monitoring_config_file=serving/monitoring.config",
-    ]
+    local = {"--port": config.grpc_port, "--rest_api_port": config.rest_port,
+             "--model_config_file": MODELS_CONFIG}
+    flags = []
+    for flag in (config.root / TF_SERVING_FLAGS).read_text().split():
+        name, _, value = flag.partition("=")
+        value = local.get(name, value.replace(CONFIG_MOUNT, f"{TF_SERVING_FLAGS.parent}/"))
+        flags.append(f"{name}={value}")
+    return program + flags
 
 
 def serving(config: StackConfig) -> Role:
