@@ -19,7 +19,7 @@ import os
 import sys
 
 from devstack import stack
-from devstack.config import PORT_ENV, StackConfig, env_port
+from devstack.config import PORTS, StackConfig, env_port
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,15 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
                              description="Check the ports, then start MLflow, the trainer "
                                          "(when there is no champion), TF Serving and the "
                                          "web UI, each once the one before is ready.")
-    for field, flag, what in (("mlflow_port", "--mlflow-port", "MLflow server"),
-                              ("rest_port", "--rest-port", "TF Serving REST API"),
-                              ("grpc_port", "--grpc-port",
-                               "TF Serving gRPC API (tensorflow_model_server only)"),
-                              ("webui_port", "--webui-port", "web UI")):
-        env, default = PORT_ENV[field]
-        up.add_argument(flag, dest=field, type=int, default=env_port(field),
-                        help=f"port of the {what} (default: ${env}, else {default}; "
-                             f"now %(default)s)")
+    for setting in PORTS:
+        up.add_argument(setting.flag, dest=setting.field, type=int, default=env_port(setting),
+                        help=f"{setting.what} port{setting.note} (default: ${setting.env}, "
+                             f"else {setting.default}; now %(default)s)")
     up.add_argument("--train-args", default=os.environ.get("TRAIN_ARGS", ""),
                     help="extra flags for `python -m training bootstrap` when there is no "
                          "champion yet, e.g. \"--train-limit 2000 --epochs 1\" (default: "

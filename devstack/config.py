@@ -17,13 +17,30 @@ from contract import GRPC_PORT, MLFLOW_PORT, MODEL_NAME, REST_PORT, WEBUI_PORT
 # The checkout this package lives in: every role runs there, and its paths are relative to it.
 ROOT = Path(__file__).resolve().parents[1]
 
-# Settings field -> (environment variable, default), for the flags' defaults.
-PORT_ENV = {
-    "mlflow_port": ("MLFLOW_PORT", MLFLOW_PORT),
-    "rest_port": ("TF_SERVING_REST_PORT", REST_PORT),
-    "grpc_port": ("TF_SERVING_GRPC_PORT", GRPC_PORT),
-    "webui_port": ("WEBUI_PORT", WEBUI_PORT),
-}
+
+@dataclass(frozen=True)
+class PortSetting:
+    """One port of the stack: its StackConfig field, what listens there, what moves it."""
+
+    field: str
+    what: str  # "MLflow", "TF Serving REST", ...
+    env: str  # docker-compose's variable for it
+    default: int  # contract.py's port
+    note: str = ""  # added to its --help
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.field.replace("_", "-")
+
+
+PORTS = (
+    PortSetting("mlflow_port", "MLflow", "MLFLOW_PORT", MLFLOW_PORT),
+    PortSetting("rest_port", "TF Serving REST", "TF_SERVING_REST_PORT", REST_PORT),
+    PortSetting("grpc_port", "TF Serving gRPC", "TF_SERVING_GRPC_PORT", GRPC_PORT,
+                note=" (tensorflow_model_server only)"),
+    PortSetting("webui_port", "web UI", "WEBUI_PORT", WEBUI_PORT),
+)
+
 TF_SERVING_BINARY = "tensorflow_model_server"
 
 # Relative to ROOT. models.config here is the local one: serving/models.config keeps the
@@ -36,16 +53,15 @@ MODELS_DIR = Path("models")
 MODELS_CONFIG = MODELS_DIR / "models.config"
 
 
-def env_port(field: str, environ=os.environ) -> int:
+def env_port(setting: PortSetting, environ=os.environ) -> int:
     """A port's default: its environment variable when set and non-empty, else contract.py."""
-    name, default = PORT_ENV[field]
-    text = environ.get(name) or str(default)
+    text = environ.get(setting.env) or str(setting.default)
     try:
         port = int(text)
     except ValueError:
-        raise ValueError(f"{name} must be a port number, got {text!r}") from None
+        raise ValueError(f"{setting.env} must be a port number, got {text!r}") from None
     if not 0 < port < 65536:
-        raise ValueError(f"{name} must be between 1 and 65535, got {port}")
+        raise ValueError(f"{setting.env} must be between 1 and 65535, got {port}")
     return port
 
 
@@ -82,14 +98,8 @@ class StackConfig:
     @property
     def ports(self) -> list[PortUse]:
         """The ports the stack will listen on; gRPC only where a server serves it."""
-        uses = [PortUse("MLflow", self.mlflow_port, "MLFLOW_PORT", "--mlflow-port"),
-                PortUse("TF Serving REST", self.rest_port, "TF_SERVING_REST_PORT",
-                        "--rest-port"),
-                PortUse("web UI", self.webui_port, "WEBUI_PORT", "--webui-port")]
-        if self.tf_serving:  # python -m serving has no gRPC
-            uses.append(PortUse("TF Serving gRPC", self.grpc_port, "TF_SERVING_GRPC_PORT",
-                                "--grpc-port"))
-        return uses
+        return [PortUse(s.what, getattr(self, s.field), s.env, s.flag) for s in PORTS
+                if s.field != "grpc_port" or self.tf_serving]  # python -m serving has no gRPC
 
     @property
     def serving_base_path(self) -> Path:
