@@ -6,14 +6,11 @@ For a taken port we ask it a few HTTP questions to tell the user what holds it.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import socket
-import urllib.error
-import urllib.request
 from collections import Counter
 
 from devstack.config import PortUse, StackConfig
+from devstack.fetch import fetch, fetch_json
 
 LOOPBACK = "127.0.0.1"
 
@@ -36,30 +33,21 @@ def is_taken(port: int) -> bool:
     return False
 
 
-def _get(port: int, path: str) -> tuple[int, bytes] | None:
-    try:
-        with urllib.request.urlopen(f"http://{LOOPBACK}:{port}{path}", timeout=1) as r:
-            return r.status, r.read(4096)
-    except urllib.error.HTTPError as err:
-        return err.code, err.read(4096)
-    except (OSError, ValueError):
-        return None
-
-
 def identify(port: int, model_name: str) -> str | None:
     """Name what answers on `port` (an MLflow server, a TF Serving, a web UI), if we can."""
-    answer = _get(port, f"/v1/models/{model_name}")
+    def url(path: str) -> str:
+        return f"http://{LOOPBACK}:{port}{path}"
+
+    answer = fetch_json(url(f"/v1/models/{model_name}"), timeout=1)
     if answer is None:
         return None  # not HTTP, or not answering
-    with contextlib.suppress(ValueError):
-        body = json.loads(answer[1])
-        if isinstance(body, dict) and ("model_version_status" in body
-                                       or "Servable not found" in str(body.get("error"))):
-            return "a TF Serving"
-    answer = _get(port, "/health")
-    if answer == (200, b"OK"):
+    body = answer[1]
+    if isinstance(body, dict) and ("model_version_status" in body
+                                   or "Servable not found" in str(body.get("error"))):
+        return "a TF Serving"
+    if fetch(url("/health"), timeout=1) == (200, b"OK"):
         return "an MLflow server"
-    answer = _get(port, "/readyz")
+    answer = fetch(url("/readyz"), timeout=1)
     if answer and answer[0] in (200, 503) and b'"status"' in answer[1]:
         return "a DigitOps web UI"
     return "an HTTP server"

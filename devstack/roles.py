@@ -7,11 +7,8 @@ one when on PATH) reading that config, and the web UI talking to both.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +21,7 @@ from devstack.config import (
     MODELS_DIR,
     StackConfig,
 )
+from devstack.fetch import fetch, fetch_json
 
 PYTHON = sys.executable
 TF_SERVING_FLAGS = Path("serving/tfserving.flags")  # relative to the checkout
@@ -42,30 +40,12 @@ class Role:
     note: str = ""  # what the progress line says it is
 
 
-def _get_json(url: str) -> tuple[int, object] | None:
-    """GET `url`: (status, parsed JSON or None), or None when nothing answers yet."""
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            status, body = response.status, response.read()
-    except urllib.error.HTTPError as err:
-        status, body = err.code, err.read()
-    except OSError:
-        return None
-    try:
-        return status, json.loads(body)
-    except ValueError:
-        return status, None
-
-
 def mlflow(config: StackConfig) -> Role:
     url = f"http://127.0.0.1:{config.mlflow_port}/health"
 
     def ready() -> str | None:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return "" if response.status == 200 else None
-        except OSError:
-            return None
+        answer = fetch(url)
+        return "" if answer and answer[0] == 200 else None
 
     return Role("mlflow", [
         PYTHON, "-m", "mlflow", "server",
@@ -114,7 +94,7 @@ def serving(config: StackConfig) -> Role:
            f"/labels/{STABLE_LABEL}")
 
     def ready() -> str | None:
-        answer = _get_json(url)
+        answer = fetch_json(url)
         if answer is None or answer[0] != 200 or not isinstance(answer[1], dict):
             return None
         versions = [v.get("version") for v in answer[1].get("model_version_status", [])
@@ -130,7 +110,7 @@ def webui(config: StackConfig) -> Role:
     url = f"http://127.0.0.1:{config.webui_port}/readyz"
 
     def ready() -> str | None:
-        answer = _get_json(url)
+        answer = fetch_json(url)
         return "" if answer and answer[0] == 200 else None
 
     return Role("webui", [
