@@ -53,7 +53,7 @@ train promote list: export MLFLOW_TRACKING_URI ?= http://localhost:$(or $(MLFLOW
 train promote list: export MODELS_CONFIG ?= models/models.config
 train promote list: export SERVING_BASE_PATH ?= $(CURDIR)/models/$(or $(MODEL_NAME),mnist)
 
-train: install ## train a model with the quick profile (ARGS="--profile full" etc.)
+train: install ## train a model, full profile unless ARGS="--profile quick" (or other flags)
 	$(PY) -m training train $(ARGS)
 
 promote: install ## make a version the champion (ARGS="--version N")
