@@ -63,8 +63,7 @@ def stack(tmp_path_factory, mnist_dir) -> Stack:
         serving_base_path=str(root / "models" / "mnist"),
         data_dir=str(mnist_dir),
     )
-    result = train.run(settings, profile="quick", width=32, train_limit=12000, epochs=2,
-                       verbose=0)
+    result = train.run(settings, profile="quick", train_limit=12000, epochs=2, verbose=0)
     registry.promote(settings, version=result.version, min_accuracy=0.9)
     return Stack(root, settings.tracking_uri, Path(settings.models_dir),
                  Path(settings.models_config), result.version, result.run_id,

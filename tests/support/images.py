@@ -19,9 +19,7 @@ def png(array: np.ndarray, mode: str | None = None) -> bytes:
 def canvas_png(pixels: np.ndarray, side: int = 280) -> bytes:
     """An MNIST digit (light on dark, 28x28) as a canvas would send it: dark on light, scaled."""
     image = Image.fromarray(255 - np.asarray(pixels, dtype=np.uint8))
-    buffer = io.BytesIO()
-    image.resize((side, side), Image.Resampling.BILINEAR).save(buffer, format="PNG")
-    return buffer.getvalue()
+    return png(np.asarray(image.resize((side, side), Image.Resampling.BILINEAR)))
 
 
 def data_url(encoded: bytes) -> str:
