@@ -76,3 +76,14 @@ def serving_url(stack, tmp_path_factory):
     log = tmp_path_factory.mktemp("logs") / "serving.log"
     with local_serving(stack.models_config, log=log) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """The SQLAlchemy URL of a real PostgreSQL that this test session starts and stops."""
+    from tests.support import postgres
+
+    if postgres.bin_dir() is None:
+        pytest.fail("PostgreSQL is missing: apt-get install postgresql (.ci/run does)")
+    with postgres.postgres_server() as url:
+        yield url
