@@ -138,6 +138,11 @@ def promote(settings: Settings, version: int | None = None, min_accuracy: float 
             raise PromotionRefused(
                 f"Version {version} ({accuracy:.4f}) is worse than the champion, version "
                 f"{champion} ({best:.4f}). Use --force to roll back on purpose.")
+        from training import feedback
+
+        worse = feedback.gate(settings, version, champion)
+        if worse:
+            raise PromotionRefused(f"{worse} Use --force to promote it anyway.")
     alias = CHALLENGER_ALIAS if canary else CHAMPION_ALIAS
     client.set_registered_model_alias(settings.model_name, alias, version)
     if not canary and CHALLENGER_ALIAS in candidate.aliases:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from training import data as mnist_data
-from training import registry, tracking
+from training import feedback, registry, tracking
 from training.config import Settings
 from training.profiles import DEFAULT_PROFILE, Hyperparams, hyperparams
 
@@ -118,14 +118,17 @@ def _log_figures(mnist, predicted, history) -> None:
 
 
 def run(settings: Settings, *, profile: str = DEFAULT_PROFILE, verbose: int = 1,
-        **overrides) -> TrainResult:
+        use_feedback: bool = False, **overrides) -> TrainResult:
     """Train, evaluate, log everything to MLflow, register version N and publish models/mnist/N.
 
+    use_feedback: add the page's corrections (all but the held-out share) to the training split.
     overrides: any Hyperparams field (model, epochs, ...); None keeps the profile's value.
     """
     hp = hyperparams(profile, **overrides)
     mnist = mnist_data.load(settings.data_dir)
     train, val = split(mnist, hp.train_limit, hp.seed)
+    corrections = feedback.prepare(settings, use_feedback)
+    train = feedback.extend(train, corrections, use_feedback)
     client = tracking.connect(settings)
     registry.check_publishable(client, settings)
 
@@ -145,6 +148,7 @@ def run(settings: Settings, *, profile: str = DEFAULT_PROFILE, verbose: int = 1,
         mlflow.log_params({**asdict(hp), "profile": profile, "param_count": net.count_params(),
                            "train_size": len(train[0]), "val_size": len(val[0])})
         _log_datasets(mnist, train)
+        feedback.log_inputs(corrections, use_feedback)
         mlflow.log_text("\n".join(_summary_lines(net)), "model_summary.txt")
 
         logger = _epoch_logger()
@@ -153,6 +157,7 @@ def run(settings: Settings, *, profile: str = DEFAULT_PROFILE, verbose: int = 1,
             val[0].astype("float32"), val[1]), epochs=hp.epochs, batch_size=hp.batch_size,
             callbacks=[logger], verbose=verbose)
         metrics, predicted = _evaluate(net, mnist)
+        metrics.update(feedback.evaluate(lambda x: net.predict(x, verbose=0), corrections))
         metrics.update(train_seconds=time.perf_counter() - started,
                        seconds_per_epoch=float(np.mean(logger.seconds)))
         mlflow.log_metrics(metrics)

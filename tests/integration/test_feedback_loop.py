@@ -7,7 +7,6 @@ of the model server that can hold the canary's answers back.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -20,6 +19,7 @@ import pytest
 import requests
 
 from serving import models_config
+from tests.support.canary import publish_twice
 from tests.support.images import canvas_png, data_url
 from tests.support.servers import free_port, local_serving, local_webui, process
 from webui.feedback import FeedbackStore
@@ -131,11 +131,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def canary_config(stack, tmp_path_factory):
     """Versions 1 (stable) and 2 (canary): the session's model published twice."""
-    root = tmp_path_factory.mktemp("canary")
-    for version in ("1", "2"):
-        shutil.copytree(stack.base_path / str(stack.version), root / "mnist" / version)
-    config = models_config.build(1, 2, base_path=str(root / "mnist"))
-    return models_config.write(config, root / "models.config")
+    return publish_twice(stack.base_path / str(stack.version), tmp_path_factory.mktemp("canary"))
 
 
 @pytest.fixture(scope="module")
