@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from contract import STABLE_LABEL
+from contract import DEFAULT_FEEDBACK_DB_URL, STABLE_LABEL
 from devstack import ports
 from devstack.config import LOG_DIR, PID_FILE, StackConfig
 from devstack.processes import Child, StopSignals
@@ -153,11 +153,13 @@ def _print_ready(config: StackConfig) -> None:
     curl = (f"curl -s {model}/labels/{STABLE_LABEL}:predict -d '{{\"signature_name\": "
             "\"predict_image\", \"instances\": [{\"b64\": \"'\"$(base64 < digit.png | "
             "tr -d '\\n')\"'\"}]}'")
+    store = os.environ.get("FEEDBACK_DB_URL") or DEFAULT_FEEDBACK_DB_URL
     print(f"""
 Ready.
   Web UI      http://localhost:{config.webui_port}
   MLflow      http://localhost:{config.mlflow_port}
   TF Serving  {model}   (REST{grpc})
+  Feedback    {store}   (corrections: `python -m training feedback stats`)
   Predict a PNG of a digit:
     {curl}
 `make train`, `make promote ARGS="--version N"` and `make list` work on this stack.
