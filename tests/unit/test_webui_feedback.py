@@ -133,3 +133,17 @@ def test_pending_answers_are_bounded_in_bytes_oldest_first():
         with pytest.raises(pending.UnknownPrediction):
             kept.find(prediction_id)
     assert [kept.find(i).prediction_id for i in ids[2:]] == ids[2:]
+
+
+def test_a_correction_lands_in_postgresql_and_a_second_one_replaces_it(postgres_url):
+    app = create_app({"TF_SERVING_URL": f"http://127.0.0.1:{free_port()}",
+                      "FEEDBACK_DB_URL": postgres_url})
+    given = answer(pending.new_id(), digit=8)
+    app.extensions["webui.pending"].add(given)
+    client = app.test_client()
+    first = client.post("/api/feedback", json={"prediction_id": given.prediction_id, "digit": 3})
+    second = client.post("/api/feedback", json={"prediction_id": given.prediction_id, "digit": 5})
+    assert first.status_code == second.status_code == 201
+    assert first.get_json()["id"] == second.get_json()["id"]
+    row = app.extensions["webui.store"].get(given.prediction_id)
+    assert (row.answer.digit, row.correction) == (8, 5)
