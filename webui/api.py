@@ -54,7 +54,10 @@ def _serving_problem(error: ServingProblem):
 def predict():
     """Predict the digit in `{"image": "<PNG data URL or base64>"}`.
 
-    `latency_ms` is the time this server spent on the request: checks plus the model call.
+    `prediction_id` names the answer for POST /api/feedback; `confident` is false below
+    CONFIDENCE_THRESHOLD, and `top` lists the likeliest digits. `challenger` is there when
+    label canary names another version. `latency_ms` is the time this server spent on the
+    request: checks plus the model calls.
     """
     started = time.perf_counter()
     image = validation.parse(_json_body(), current_app.config["MAX_IMAGE_SIDE"])
@@ -150,7 +153,7 @@ def _json_body(limit: int | None = None, not_json: str = messages.NOT_JSON) -> o
     if request.content_length is None and len(data) >= current_app.config["MAX_CONTENT_LENGTH"]:
         raise RequestEntityTooLarge()
     if limit is not None and len(data) > limit:
-        raise RequestEntityTooLarge()
+        raise Refused(messages.BODY_TOO_LARGE.format(limit=limit), 413)
     try:
         return json.loads(data)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError

@@ -65,7 +65,7 @@ def test_a_correction_is_stored_with_what_the_server_answered(app, kept):
     ({"prediction_id": "KEPT", "digit": -1}, 400, "0 to 9"),
     ([1, 2], 400, "JSON object"),
     ("not json", 400, "JSON object"),
-    ({"prediction_id": "KEPT", "digit": 4, "pad": "x" * 10_000}, 413, "larger than"),
+    ({"prediction_id": "KEPT", "digit": 4, "pad": "x" * 10_000}, 413, "larger than 4096 bytes"),
 ])
 def test_bad_corrections_are_4xx_json_and_store_nothing(app, kept, body, status, words):
     client = app.test_client()
