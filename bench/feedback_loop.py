@@ -196,11 +196,13 @@ def main(argv=None) -> int:
         print("drawing and correcting 500 styled digits through the web UI...", flush=True)
         with stack_for(Path(settings.models_config), db_url) as (_, ui):
             session, writes, right = requests.Session(), [], 0
+            sure = {True: [], False: []}  # confident or not -> was it right
             for png, label in zip(corrected, labels[CORRECTED.start:CORRECTED.stop],
                                   strict=True):
                 body = predict(ui, png, session)
-                right += body["digit"] == label
-                said_right = body["digit"] == label
+                said_right = bool(body["digit"] == label)
+                right += said_right
+                sure[body["confident"]].append(said_right)
                 started = time.perf_counter()
                 response = session.post(f"{ui}/api/feedback", timeout=30, json={
                     "prediction_id": body["prediction_id"],
@@ -210,7 +212,11 @@ def main(argv=None) -> int:
         result["feedback_api"] = {"corrections": len(writes),
                                   "writes_per_second": round(len(writes) / sum(writes), 1),
                                   "p50_ms": round(statistics.median(writes) * 1000, 2)}
-        result["champion_on_the_style_through_the_page"] = round(right / len(corrected), 4)
+        result["champion_on_the_style_through_the_page"] = {
+            "accuracy": round(right / len(corrected), 4),
+            **{("confident" if flag else "a_guess"): {
+                "answers": len(said), "accuracy": round(sum(said) / len(said), 4) if said else None}
+               for flag, said in sure.items()}}
 
         print("training with --feedback...", flush=True)
         second = train.run(settings, profile="quick", verbose=0, use_feedback=True, **sizes)
