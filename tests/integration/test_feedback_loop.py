@@ -85,7 +85,8 @@ def test_acknowledged_corrections_survive_kill_9_of_the_ui(serving_url, mnist, t
         with ThreadPoolExecutor(8) as pool:
             for prediction_id in ids:
                 pool.submit(correct, prediction_id)
-            while len(acknowledged) < 60:
+            deadline = time.monotonic() + 60
+            while len(acknowledged) < 60 and time.monotonic() < deadline:
                 time.sleep(0.005)
             os.killpg(ui.pid, signal.SIGKILL)
     assert 60 <= len(acknowledged) < 200  # the kill came in the middle of the burst
