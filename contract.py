@@ -25,6 +25,11 @@ CHAMPION_ALIAS = "champion"
 CHALLENGER_ALIAS = "challenger"
 LABEL_FOR_ALIAS = {CHAMPION_ALIAS: STABLE_LABEL, CHALLENGER_ALIAS: CANARY_LABEL}
 
+# The drawing page: the PNG it sends is this many pixels square, drawn with a round pen this
+# wide (a fraction of the side). The drawn-digit test set (training/drawn.py) draws the same way.
+CANVAS_EXPORT_SIDE = 280
+PEN_WIDTH = 0.075
+
 REST_PORT = 8501
 GRPC_PORT = 8500
 MLFLOW_PORT = 5000
@@ -39,3 +44,4 @@ DEFAULT_TF_SERVING_URL = f"http://localhost:{REST_PORT}"
 # Registered-model version tags, read back by `promote` and the web UI.
 RUN_ID_TAG = "run_id"
 TEST_ACCURACY_TAG = "test_accuracy"
+CANVAS_ACCURACY_TAG = "canvas_accuracy"
