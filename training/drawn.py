@@ -22,16 +22,19 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+from scipy import ndimage
 from skimage.measure import approximate_polygon
 from skimage.morphology import skeletonize
 
 from contract import CANVAS_EXPORT_SIDE, PEN_WIDTH
 
-VERSION = 1  # bump when the drawing recipe changes: the cache file's name carries it
+VERSION = 2  # bump when the drawing recipe changes: the cache file's name carries it
 DEFAULT_SEED = 0
 DEFAULT_PER_DIGIT = 300
 INK_LEVEL = 96  # MNIST pixels above this (0-255) are the pen's path before thinning
 SUPERSAMPLE = 4  # draw at 4x and average down: the browser's canvas antialiases too
+MIN_COVERED = 0.75  # share of a digit's ink its retraced strokes must cover
+EDGE_MARGIN = 0.02  # people keep their pen this far inside the canvas's edge (canvas units)
 
 Stroke = np.ndarray  # [n, 2] points (x, y); in canvas units (0..1) once placed
 
@@ -165,11 +168,11 @@ def place(strokes: list[Stroke], style: Style, rng: np.random.Generator) -> list
         p[:, 0] += style.slant * -p[:, 1]  # y grows downwards: the top leans right
         p = p @ np.array([[cos, sin], [-sin, cos]])
         placed.append(p * style.height + style.centre)
-    return _fit_inside(placed, style.pen / 2)
+    return _fit_inside(placed, style.pen / 2 + EDGE_MARGIN)
 
 
 def _fit_inside(strokes: list[Stroke], margin: float) -> list[Stroke]:
-    """Shift (and if need be shrink) strokes so every stroke, pen included, is on the canvas."""
+    """Shift (and if need be shrink) strokes so that they keep `margin` from every edge."""
     allpoints = np.vstack(strokes)
     low, high = allpoints.min(axis=0) - margin, allpoints.max(axis=0) + margin
     scale = min(1.0, 1.0 / max(high - low))
@@ -179,8 +182,8 @@ def _fit_inside(strokes: list[Stroke], margin: float) -> list[Stroke]:
     return [(s - centre) * scale + target for s in strokes]
 
 
-def render(strokes: list[Stroke], pen: float = PEN_WIDTH, side: int = CANVAS_EXPORT_SIDE) -> bytes:
-    """Draw strokes (canvas units) as the page does: white canvas, black round pen, as PNG."""
+def _raster(strokes: list[Stroke], pen: float, side: int) -> Image.Image:
+    """Black round-pen strokes (canvas units) on white, drawn big and averaged down."""
     big = side * SUPERSAMPLE
     image = Image.new("L", (big, big), 255)
     draw = ImageDraw.Draw(image)
@@ -191,16 +194,50 @@ def render(strokes: list[Stroke], pen: float = PEN_WIDTH, side: int = CANVAS_EXP
             draw.line(points, fill=0, width=max(1, round(width)), joint="curve")
         for x, y in (points[0], points[-1]):  # round caps
             draw.ellipse([x - width / 2, y - width / 2, x + width / 2, y + width / 2], fill=0)
-    small = image.resize((side, side), Image.Resampling.BOX).convert("RGBA")
+    return image.resize((side, side), Image.Resampling.BOX)
+
+
+def render(strokes: list[Stroke], pen: float = PEN_WIDTH, side: int = CANVAS_EXPORT_SIDE) -> bytes:
+    """Draw strokes (canvas units) as the page does: white canvas, black round pen, as PNG."""
     buffer = io.BytesIO()
-    small.save(buffer, format="PNG")
+    _raster(strokes, pen, side).convert("RGBA").save(buffer, format="PNG")
     return buffer.getvalue()
 
 
-def draw_digit(image: np.ndarray, rng: np.random.Generator) -> tuple[list[Stroke], Style]:
+def _holes(mask: np.ndarray, min_area: int = 4) -> int:
+    """Enclosed background regions of a few pixels or more: the loops of a 0, 6, 8 or 9."""
+    background, count = ndimage.label(~mask)
+    touching = np.concatenate([background[0], background[-1], background[:, 0],
+                               background[:, -1]])
+    areas = np.bincount(background.ravel(), minlength=count + 1)
+    return sum(1 for label in range(1, count + 1)
+               if label not in touching and areas[label] >= min_area)
+
+
+def retraces(image: np.ndarray, strokes: list[Stroke]) -> bool:
+    """Whether strokes redraw the digit faithfully: every loop kept, most of its ink covered.
+
+    Thinning fails on a blotted loop (a 9 whose loop is filled in becomes a 1), and such a
+    drawing would carry the wrong label; the set passes those digits over.
+    """
+    mask = np.asarray(image) > INK_LEVEL
+    eroded = ndimage.binary_erosion(mask)
+    width = max(2 * mask.sum() / max((mask & ~eroded).sum(), 1), 1.5)  # ink area / half edge
+    size = mask.shape[0]
+
+    def redraw(pen: float) -> np.ndarray:
+        return np.asarray(_raster([s / size for s in strokes], pen / size, size)) < 192
+
+    covered = (mask & redraw(width)).sum() / max(mask.sum(), 1)
+    # A thin pen for the loops: a loop the strokes go round stays open at any sane width.
+    return covered >= MIN_COVERED and _holes(redraw(1.5)) >= _holes(mask)
+
+
+def draw_digit(image: np.ndarray, rng: np.random.Generator,
+               strokes: list[Stroke] | None = None) -> tuple[list[Stroke], Style]:
     """One MNIST digit's strokes as one person would place them on the canvas."""
     style = Style.sample(rng)
-    return place(strokes_of(image), style, rng), style
+    return place(strokes if strokes is not None else strokes_of(image), style, rng), style
 
 
 # ---- the set: made once, verified on every load ------------------------------------------
@@ -230,15 +267,25 @@ def _digest(pngs: list[bytes], labels: np.ndarray, source_index: np.ndarray) -> 
 
 def generate(x_test: np.ndarray, y_test: np.ndarray, seed: int = DEFAULT_SEED,
              per_digit: int = DEFAULT_PER_DIGIT) -> DrawnDigits:
-    """Redraw `per_digit` test digits of each class, picked and styled from `seed`."""
+    """Redraw `per_digit` test digits of each class, picked and styled from `seed`.
+
+    Digits are taken in a seeded random order; one whose retrace is not faithful is passed over.
+    """
     rng = np.random.default_rng(seed)
-    chosen = np.concatenate([
-        np.sort(rng.choice(np.flatnonzero(y_test == d), size=per_digit, replace=False))
-        for d in range(10)])
-    pngs = []
-    for index in chosen:
-        strokes, style = draw_digit(x_test[index], rng)
-        pngs.append(render(strokes, style.pen))
+    chosen, pngs = [], []
+    for digit in range(10):
+        taken = 0
+        for index in rng.permutation(np.flatnonzero(y_test == digit)):
+            retraced = strokes_of(x_test[index])
+            if not retraces(x_test[index], retraced):
+                continue
+            strokes, style = draw_digit(x_test[index], rng, retraced)
+            pngs.append(render(strokes, style.pen))
+            chosen.append(index)
+            taken += 1
+            if taken == per_digit:
+                break
+    chosen = np.asarray(chosen, np.int64)
     labels = np.asarray(y_test[chosen], np.uint8)
     return DrawnDigits(pngs, labels, chosen.astype(np.int64), _digest(pngs, labels, chosen))
 
