@@ -31,6 +31,7 @@ _TYPE_NAMES = {
 }
 _FLOAT_SIGNIFICAND_BITS = {np.dtype(np.float32): 24, np.dtype(np.float64): 53}
 _FULL_PRECISION = {np.dtype(np.float32): ".9g", np.dtype(np.float64): ".17g"}
+MAX_DIMS = 64  # numpy's limit; TensorFlow's is 254, and no signature here comes near either
 
 
 class Format(Enum):
@@ -44,7 +45,10 @@ def type_name(dtype: np.dtype) -> str:
 
 def _show(value: Any, limit: int = 200) -> str:
     """A JSON value for an error message, cut short: requests can hold megabytes."""
-    text = json.dumps(value, separators=(",", ":"))
+    try:
+        text = json.dumps(value, separators=(",", ":"))
+    except RecursionError:  # nested deeper than json.dumps goes: show its start only
+        text = str(value)[:limit + 1]
     return text if len(text) <= limit else text[:limit] + "..."
 
 
@@ -62,6 +66,8 @@ def parse_body(body: bytes) -> dict:
         raise invalid("JSON Parse error: The document is empty")
     try:
         doc = json.loads(body)
+    except RecursionError:
+        raise invalid("JSON Parse error: The document is nested too deeply") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         offset = getattr(err, "pos", getattr(err, "start", 0))
         reason = getattr(err, "msg", getattr(err, "reason", str(err)))
@@ -112,11 +118,19 @@ def _scalar(value: Any, dtype: np.dtype) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _type_error(value, dtype)
     if dtype.kind == "f":
-        _check_lossless(np.asarray(value), dtype)
+        # A Python int may be beyond every numpy integer type (2**64): compare it as is.
+        if isinstance(value, int) and abs(value) > (1 << _FLOAT_SIGNIFICAND_BITS[dtype]) - 1:
+            raise _lossy(value, dtype)
+        _check_lossless(np.asarray(float(value)), dtype)
         return value
     if not isinstance(value, int) or not np.iinfo(dtype).min <= value <= np.iinfo(dtype).max:
         raise _type_error(value, dtype)
     return value
+
+
+def _lossy(value: Any, dtype: np.dtype) -> ServingError:
+    return invalid(f"Cannot convert JSON value: {_show(value)} to {type_name(dtype)} "
+                   "without loss of precision.")
 
 
 def _check_lossless(values: np.ndarray, dtype: np.dtype) -> None:
@@ -128,9 +142,7 @@ def _check_lossless(values: np.ndarray, dtype: np.dtype) -> None:
     else:
         bad = np.isfinite(values) & (np.abs(values) > np.finfo(dtype).max)
     if np.any(bad):
-        value = values.ravel()[int(np.argmax(bad.ravel()))].item()
-        raise invalid(f"Cannot convert JSON value: {_show(value)} to {type_name(dtype)} "
-                      "without loss of precision.")
+        raise _lossy(values.ravel()[int(np.argmax(bad.ravel()))].item(), dtype)
 
 
 def _shape(value: Any) -> list[int]:
@@ -180,6 +192,9 @@ def to_array(value: Any, dtype: np.dtype) -> np.ndarray:
             if quick is not None:
                 return quick.astype(dtype)
     shape = _shape(value)
+    if len(shape) > MAX_DIMS:
+        raise invalid(f"JSON Value: {_show(value, 40)} is nested {len(shape)} deep: a tensor "
+                      f"has at most {MAX_DIMS} dimensions")
     leaves: list = []
     _fill(value, shape, 0, dtype, leaves)
     if dtype == STRING:
