@@ -151,6 +151,7 @@ class Batching:
         self._queues: dict[tuple, _Queue] = {}
         self._cond = threading.Condition()
         self._closed = False
+        self.batches_run = 0  # TensorFlow calls made, for tests and logs
         self._threads = [threading.Thread(target=self._work, name=f"batch-{i}", daemon=True)
                          for i in range(options.num_batch_threads)]
         for thread in self._threads:
@@ -162,6 +163,11 @@ class Batching:
             self._cond.notify_all()
         for thread in self._threads:
             thread.join(timeout=10)
+
+    def queued_rows(self) -> int:
+        """Rows waiting for a batch thread."""
+        with self._cond:
+            return sum(b.size for q in self._queues.values() for b in q.batches)
 
     def admit(self, rows: int) -> None:
         """Refuse a request of more rows than max_batch_size before its tensors are built."""
@@ -274,6 +280,7 @@ class Batching:
         if not queue.batches:
             queue.batches.append(_Batch())
         queue.running += 1
+        self.batches_run += 1
         return queue, batch
 
     def _wait_time(self) -> float | None:
