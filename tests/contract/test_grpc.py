@@ -8,16 +8,21 @@ REST and gRPC giving the same numbers for the same input.
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 
 import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import (
+    classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
+    inference_pb2,
     model_management_pb2,
     predict_pb2,
+    regression_pb2,
 )
 from tensorflow_serving.config import model_server_config_pb2
 
@@ -34,6 +39,7 @@ from serving import models_config
 from tests.contract import repository
 from tests.contract.test_predict import png
 from tests.contract.test_reload import newest, wait_for
+from tests.support.servers import ROOT, free_port
 
 pytestmark = pytest.mark.contract
 
@@ -240,11 +246,24 @@ def test_reload_config_request(rpc, target):
 def test_other_inference_apis_are_unimplemented_here(rpc, target, method):
     if not target.local:
         pytest.skip("TF Serving runs these on classify/regress signatures; ours has none")
-    from tensorflow_serving.apis import classification_pb2, inference_pb2, regression_pb2
-
     request = {"Classify": classification_pb2.ClassificationRequest,
                "Regress": regression_pb2.RegressionRequest,
                "MultiInference": inference_pb2.MultiInferenceRequest}[method]()
     with pytest.raises(grpc.RpcError) as caught:
         getattr(rpc.predict, method)(request, timeout=30)
     assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_a_second_server_on_the_same_grpc_port_stops(target):
+    if not target.local:
+        pytest.skip("starts our own server beside the one under test")
+    grpc_port = target.grpc_target.rsplit(":", 1)[1]
+    done = subprocess.run(
+        [sys.executable, "-m", "serving", "--host=127.0.0.1", f"--port={grpc_port}",
+         f"--rest_api_port={free_port()}", "--model_name=half_plus_two",
+         f"--model_base_path={target.models_dir / 'half_plus_two'}",
+         "--file_system_poll_wait_seconds=0"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert f"Failed to start server. Error: Failed to bind gRPC to 127.0.0.1:{grpc_port}" in \
+        done.stderr

@@ -129,7 +129,7 @@ def test_a_bad_request_fails_alone(servable, batching):
 def test_the_checked_in_batching_config():
     options = BatchingOptions.from_proto(
         protos.read_batching_parameters(ROOT / "serving" / "batching.config"))
-    assert options == BatchingOptions(max_batch_size=32, batch_timeout_micros=2000,
+    assert options == BatchingOptions(max_batch_size=32, batch_timeout_micros=0,
                                       max_enqueued_batches=64, num_batch_threads=2,
                                       allowed_batch_sizes=(1, 2, 4, 8, 16, 32))
 
