@@ -294,19 +294,49 @@ def _from_columns(value: Any, specs: Mapping[str, np.dtype]) -> dict[str, np.nda
     return arrays
 
 
+def _rounded(values: np.ndarray, digits: int) -> np.ndarray:
+    """Each float32 value rounded to `digits` significant decimals, as the double nearest
+    that decimal (what float(f"{v:.{digits}g}") gives); NaN where this shortcut is unsure.
+
+    Exact, not approximate: a float32 has 24 significant bits and 10**k for k <= 12 fits in
+    28 more, so v * 10**k is computed without rounding, np.rint rounds half to even as
+    Python's formatting does, and m / 10**k is the double nearest the decimal m * 10**-k.
+    """
+    magnitude = np.abs(values)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        exponent = np.floor(np.log10(magnitude))
+        scale = digits - 1 - exponent
+        # log10 may land on the wrong side of a power of ten: leave those to the slow path
+        sure = (scale >= 0) & (scale <= 12) & np.isfinite(magnitude) & (magnitude > 0)
+        power = np.where(sure, scale, 0)
+        sure &= (magnitude >= 10.0 ** -power * 10 ** (digits - 1) * (1 + 1e-9)) & \
+            (magnitude < 10.0 ** -power * 10 ** digits * (1 - 1e-9))
+        factor = 10.0 ** power
+        rounded = np.copysign(np.rint(magnitude * factor) / factor, values)
+    return np.where(sure, rounded, np.nan)
+
+
 def _float_values(array: np.ndarray) -> np.ndarray:
     """Doubles equal to the decimal text TF Serving writes for each float (WriteDecimal)."""
     values = array.astype(np.float64)
     out = values.copy()
     # Whole numbers below a million print exactly either way (and most pixels are 0).
     todo = np.flatnonzero(~((values == np.floor(values)) & (np.abs(values) < 1e6)))
-    if todo.size:
-        flat, source = out.reshape(-1), values.reshape(-1)
-        short = np.array([float(f"{v:.6g}") for v in source[todo].tolist()])
-        exact = short.astype(array.dtype) == array.reshape(-1)[todo]
-        flat[todo[exact]] = short[exact]
-        spec = _FULL_PRECISION.get(array.dtype, ".9g")
-        flat[todo[~exact]] = [float(format(v, spec)) for v in source[todo[~exact]].tolist()]
+    if not todo.size:
+        return out
+    flat, source, given = out.reshape(-1), values.reshape(-1)[todo], array.reshape(-1)[todo]
+    if array.dtype == np.float32:  # the outputs of every model here: a vectorized path
+        short, full = _rounded(source, 6), _rounded(source, 9)
+        exact = short.astype(np.float32) == given
+        chosen = np.where(exact, short, full)
+        known = ~np.isnan(short) & ~np.isnan(chosen)  # whether short round-trips decides
+        flat[todo[known]] = chosen[known]
+        todo, source, given = todo[~known], source[~known], given[~known]
+    short = np.array([float(f"{v:.6g}") for v in source.tolist()])
+    exact = short.astype(array.dtype) == given
+    flat[todo[exact]] = short[exact]
+    spec = _FULL_PRECISION.get(array.dtype, ".9g")
+    flat[todo[~exact]] = [float(format(v, spec)) for v in source[~exact].tolist()]
     return out
 
 
