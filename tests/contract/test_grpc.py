@@ -36,6 +36,7 @@ from contract import (
     STABLE_LABEL,
 )
 from serving import models_config
+from serving.config import MAX_REQUEST_BYTES
 from tests.contract import repository
 from tests.contract.test_predict import png
 from tests.contract.test_reload import newest, wait_for
@@ -267,3 +268,13 @@ def test_a_second_server_on_the_same_grpc_port_stops(target):
     assert done.returncode == 1
     assert f"Failed to start server. Error: Failed to bind gRPC to 127.0.0.1:{grpc_port}" in \
         done.stderr
+
+
+def test_a_message_over_the_size_limit_is_refused(rpc, target):
+    if not target.local:
+        pytest.skip("TF Serving takes gRPC messages up to 2 GiB; the 16 MiB limit is ours")
+    rows = MAX_REQUEST_BYTES // (28 * 28 * 4) + 1
+    request = predict_request("mnist", {PIXELS_INPUT: np.zeros((rows, 28, 28), np.float32)})
+    with pytest.raises(grpc.RpcError) as caught:
+        rpc.predict.Predict(request, timeout=60)
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
