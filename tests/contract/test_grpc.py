@@ -278,3 +278,15 @@ def test_a_message_over_the_size_limit_is_refused(rpc, target):
     with pytest.raises(grpc.RpcError) as caught:
         rpc.predict.Predict(request, timeout=60)
     assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_the_readme_grpc_client_runs_as_printed(target):
+    text = (ROOT / "serving" / "README.md").read_text()
+    client = text.split("```python\n", 1)[1].split("```", 1)[0]
+    assert len(client.splitlines()) <= 10
+    done = subprocess.run([sys.executable, "-c", client.replace("localhost:8500",
+                                                                target.grpc_target)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    version, digit = done.stdout.split()
+    assert (version, digit.strip("[]").isdigit()) == ("1", True)  # stable -> 1 in the suite
