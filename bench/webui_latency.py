@@ -197,8 +197,8 @@ def start_servers(args, stack: ExitStack) -> dict[str, str]:
     if tfs is None:
         port, tfs = local()
         stack.enter_context(process(
-            [sys.executable, "-m", "serving", f"--rest_api_port={port}",
-             f"--model_config_file={args.models_config}"],
+            [sys.executable, "-m", "serving", "--host=127.0.0.1", f"--port={free_port()}",
+             f"--rest_api_port={port}", f"--model_config_file={args.models_config}"],
             lambda: model_available(tfs), "python -m serving", timeout=180))
     urls["direct"] = f"{tfs}/v1/models/{MODEL_NAME}/labels/{STABLE_LABEL}:predict"
     if "webui" in args.targets:

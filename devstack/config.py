@@ -97,9 +97,8 @@ class StackConfig:
 
     @property
     def ports(self) -> list[PortUse]:
-        """The ports the stack will listen on; gRPC only where a server serves it."""
-        return [PortUse(s.what, getattr(self, s.field), s.env, s.flag) for s in PORTS
-                if s.field != "grpc_port" or self.tf_serving]  # python -m serving has no gRPC
+        """The ports the stack will listen on (both servers serve gRPC)."""
+        return [PortUse(s.what, getattr(self, s.field), s.env, s.flag) for s in PORTS]
 
     @property
     def serving_base_path(self) -> Path:

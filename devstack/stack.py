@@ -149,7 +149,6 @@ class _Progress:
 
 def _print_ready(config: StackConfig) -> None:
     model = f"http://localhost:{config.rest_port}/v1/models/{config.model_name}"
-    grpc = f"; gRPC localhost:{config.grpc_port}" if config.tf_serving else ""
     curl = (f"curl -s {model}/labels/{STABLE_LABEL}:predict -d '{{\"signature_name\": "
             "\"predict_image\", \"instances\": [{\"b64\": \"'\"$(base64 < digit.png | "
             "tr -d '\\n')\"'\"}]}'")
@@ -157,7 +156,7 @@ def _print_ready(config: StackConfig) -> None:
 Ready.
   Web UI      http://localhost:{config.webui_port}
   MLflow      http://localhost:{config.mlflow_port}
-  TF Serving  {model}   (REST{grpc})
+  TF Serving  {model}   (REST; gRPC localhost:{config.grpc_port})
   Predict a PNG of a digit:
     {curl}
 `make train`, `make promote ARGS="--version N"` and `make list` work on this stack.

@@ -79,8 +79,8 @@ def test_problems_refuse_one_port_for_two_roles():
         f"port {port} is set for both MLflow and web UI; give each its own"]
 
 
-def test_grpc_port_is_checked_only_for_the_real_server():
-    assert "TF Serving gRPC" not in [use.what for use in StackConfig().ports]
+def test_grpc_port_is_checked_for_either_server():
+    assert "TF Serving gRPC" in [use.what for use in StackConfig().ports]
     real = StackConfig(tf_serving="/usr/bin/tensorflow_model_server")
     assert "TF Serving gRPC" in [use.what for use in real.ports]
 
