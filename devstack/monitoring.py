@@ -44,8 +44,9 @@ def write_config(config: StackConfig) -> Path:
     return CONFIG
 
 
-def args(config: StackConfig) -> list[str]:
-    """The prometheus command line: the local config, data in mlruns/, loopback only."""
+def command(config: StackConfig) -> list[str]:
+    """Write the local config, then return the prometheus command line: that config, data in
+    mlruns/, loopback only."""
     return [config.prometheus, f"--config.file={write_config(config)}",
             f"--storage.tsdb.path={DATA}", "--storage.tsdb.retention.time=7d",
             f"--web.listen-address=127.0.0.1:{config.prometheus_port}"]

@@ -1,4 +1,4 @@
-"""The four roles of the stack, in start order: command line, environment, readiness probe.
+"""The roles of the stack, in start order: command line, environment, readiness probe.
 
 They mirror docker-compose.yml's services with local paths: MLflow on a SQLite store in
 ./mlruns (or MLFLOW_BACKEND_STORE_URI's), a one-shot trainer that writes ./models and
@@ -131,7 +131,7 @@ def prometheus(config: StackConfig) -> Role:
         return f"http://localhost:{config.prometheus_port}" if answer and answer[0] == 200 \
             else None
 
-    return Role("prometheus", monitoring.args(config), probe=ready, timeout=60,
+    return Role("prometheus", monitoring.command(config), probe=ready, timeout=60,
                 note="Prometheus: scrapes MLflow, TF Serving and the web UI (MONITORING=off: not)")
 
 

@@ -7,29 +7,16 @@ cluster is needed.
 from __future__ import annotations
 
 import functools
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
+
+from tests.support.tools import tool
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "k8s"
 OVERLAYS = sorted(p.parent.name for p in (K8S / "overlays").glob("*/kustomization.yaml"))
-
-
-def tool(name: str, *extra_dirs: Path) -> str:
-    """A command-line tool from extra_dirs or PATH; fail in CI (.ci/run installs it), else skip."""
-    found = shutil.which(name, path=os.pathsep.join(
-        [*map(str, extra_dirs), os.environ.get("PATH", "")]))
-    if found:
-        return found
-    message = f"{name} is not installed (CI installs it: see .ci/run and the Makefile)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @functools.cache

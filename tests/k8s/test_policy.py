@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.k8s.manifests import K8S, OVERLAYS, pod_specs, render, rendered_text, tool
+from tests.k8s.manifests import K8S, OVERLAYS, pod_specs, render, rendered_text
+from tests.support.tools import tool
 
 CONFIG = K8S / ".checkov.yaml"
 # `make tools` installs checkov beside the project's venv: its pins clash with ours.

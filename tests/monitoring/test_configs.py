@@ -15,7 +15,8 @@ import yaml
 
 from devstack import monitoring
 from devstack.config import StackConfig
-from tests.k8s.manifests import ROOT, find, render, tool
+from tests.k8s.manifests import ROOT, find, render
+from tests.support.tools import tool
 
 MONITORING = ROOT / "monitoring"
 CONFIGS = [MONITORING / "prometheus.yml"]

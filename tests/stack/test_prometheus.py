@@ -21,7 +21,6 @@ import requests
 import yaml
 
 from devstack.ports import is_taken
-from tests.k8s.manifests import tool
 from tests.stack.test_make_up import (
     MARK,
     STOP_TIMEOUT,
@@ -35,6 +34,7 @@ from tests.stack.test_make_up import (
 )
 from tests.support.images import canvas_png
 from tests.support.servers import ROOT, free_port
+from tests.support.tools import tool
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,8 @@ import subprocess
 import pytest
 
 from tests.compose import composefile
-from tests.k8s.manifests import ROOT, tool
+from tests.k8s.manifests import ROOT
+from tests.support.tools import tool
 
 pytestmark = pytest.mark.compose
 
