@@ -25,6 +25,8 @@ from tests.compose import composefile
 from tests.k8s.manifests import K8S, OVERLAYS, ROOT, env, find, find_prefixed, pod_specs, render
 from training.config import ENV_VARS
 
+pytestmark = pytest.mark.k8s
+
 FLAGS = (ROOT / "serving" / "tfserving.flags").read_text().split()
 SERVING_FILES = ("models.config", "batching.config", "monitoring.config")
 

@@ -16,6 +16,8 @@ import yaml
 from tests.k8s.manifests import K8S, OVERLAYS, pod_specs, render, rendered_text
 from tests.support.tools import tool
 
+pytestmark = pytest.mark.k8s
+
 CONFIG = K8S / ".checkov.yaml"
 # `make tools` installs checkov beside the project's venv: its pins clash with ours.
 CHECKOV_BIN = Path(sys.prefix + "-checkov") / "bin"

@@ -14,6 +14,8 @@ import pytest
 
 from tests.k8s.manifests import OVERLAYS, predictor_pod, render
 
+pytestmark = pytest.mark.k8s
+
 # The oldest Kubernetes we promise; kubernetes-validate bundles its schemas.
 KUBERNETES_VERSION = "1.30"
 SCHEMAS = Path(__file__).parent / "schemas"

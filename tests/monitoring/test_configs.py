@@ -18,6 +18,8 @@ from devstack.config import StackConfig
 from tests.k8s.manifests import ROOT, find, render
 from tests.support.tools import tool
 
+pytestmark = pytest.mark.k8s
+
 MONITORING = ROOT / "monitoring"
 CONFIGS = [MONITORING / "prometheus.yml"]
 RULES = sorted((MONITORING / "rules").glob("*.yml"))
