@@ -1,6 +1,7 @@
 # DigitOps MLflow tracking server and model registry: SQLite and artifacts under /mlruns,
-# which compose bind-mounts from ./mlruns. The mlflow pin comes from pyproject.toml's
-# training extra, so server and client always agree.
+# which compose bind-mounts from ./mlruns, or PostgreSQL and an S3 bucket (k8s/, the compose
+# `stores` profile). Its packages are pyproject.toml's tracking-server extra, whose mlflow pin
+# is training's, so server and client always agree.
 #   docker build --network host -f docker/mlflow.Dockerfile -t digitops-mlflow .
 #   docker run --rm --network host -v "$PWD/mlruns:/mlruns" digitops-mlflow
 # The cache mounts need BuildKit: on by default since Docker 23; with docker-compose 1.x,
@@ -13,7 +14,7 @@ FROM python:3.11-slim-bookworm AS requirements
 WORKDIR /src
 COPY pyproject.toml constraints.tx[t] docker/requirements.py ./
 RUN mkdir /requirements && touch constraints.txt && cp constraints.txt /requirements/ \
- && python requirements.py training --only mlflow >/requirements/rest.txt
+ && python requirements.py tracking-server >/requirements/rest.txt
 
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore

@@ -142,7 +142,8 @@ def stack(tmp_path_factory, mnist_dir):
     ports = Ports.free()
     mark = uuid.uuid4().hex
     env = {**os.environ, **ports.env(), "MNIST_DIR": str(mnist_dir), "TRAIN_ARGS": TRAIN_ARGS,
-           "TRAIN_PROFILE": "quick", MARK: mark}
+           "TRAIN_PROFILE": "quick", MARK: mark,
+           "MONITORING": "off"}  # the four roles; tests/stack/test_prometheus.py adds the fifth
     output = tmp_path_factory.mktemp("make-up") / "output.txt"
     with open(output, "wb") as out:
         proc = subprocess.Popen(make, cwd=checkout, env=env, stdin=subprocess.DEVNULL, stdout=out,
