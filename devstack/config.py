@@ -113,7 +113,7 @@ class StackConfig:
 
     @property
     def ports(self) -> list[PortUse]:
-        """The ports the stack will listen on (both servers serve gRPC; Prometheus where it runs)."""
+        """The ports the stack listens on: both servers serve gRPC; Prometheus where it runs."""
         return [PortUse(s.what, getattr(self, s.field), s.env, s.flag) for s in PORTS
                 if s.field != "prometheus_port" or self.prometheus]
 
