@@ -110,8 +110,9 @@ def promote(settings: Settings, version: int | None = None, min_accuracy: float 
             canary: bool = False, force: bool = False, client=None) -> VersionInfo:
     """Gate a version, then set `champion` (or `challenger`) and rewrite models.config.
 
-    The gate refuses a version below min_accuracy, not published, or (for champion, unless
-    force, which is how a rollback is done) worse than the current champion.
+    The gate refuses a version that is not published, below min_accuracy, or (for champion)
+    worse than the current champion. `force` skips both accuracy checks: it is the rollback to
+    any registered, published version the user names.
     """
     from training import tracking
 
@@ -128,7 +129,7 @@ def promote(settings: Settings, version: int | None = None, min_accuracy: float 
     if not candidate.published:
         raise PromotionRefused(f"Version {version} is not published in {settings.base_dir}: "
                                "TF Serving could not load it.")
-    if accuracy < min_accuracy:
+    if not force and accuracy < min_accuracy:
         raise PromotionRefused(f"Version {version} has test accuracy {accuracy:.4f}, below the "
                                f"minimum {min_accuracy:.4f}.")
     champion = next((v for v, row in rows.items() if CHAMPION_ALIAS in row.aliases), None)
