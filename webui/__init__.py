@@ -2,7 +2,7 @@
 
 The app holds no model. It validates the drawing, proxies it to TF Serving's REST API and
 shapes the answer. Build it with `create_app()`; run it with `python -m webui` or
-`gunicorn --threads 8 -b 0.0.0.0:8080 "webui:create_app()"`.
+`waitress-serve --call webui:create_app`.
 
 Environment (read when `create_app` runs, not at import):
     TF_SERVING_URL       TF Serving REST base URL (default http://localhost:8501)

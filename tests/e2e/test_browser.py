@@ -1,6 +1,6 @@
 """The drawing page in a real headless Chromium, driven by real pointer events.
 
-Runs `python -m webui` (gunicorn) as a subprocess in front of `python -m serving` with the
+Runs `python -m webui` (waitress) as a subprocess in front of `python -m serving` with the
 session's small trained model. Needs Debian's chromium at /usr/bin/chromium: skipped with that
 reason where it is missing, but never in CI (CI=true), where a missing browser fails.
 """
