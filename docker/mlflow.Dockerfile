@@ -13,7 +13,7 @@ FROM python:3.11-slim-bookworm AS requirements
 WORKDIR /src
 COPY pyproject.toml constraints.tx[t] docker/requirements.py ./
 RUN mkdir /requirements && touch constraints.txt && cp constraints.txt /requirements/ \
- && python requirements.py training --only mlflow >/requirements/rest.txt
+ && python requirements.py training --only mlflow flask-wtf >/requirements/rest.txt
 
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
