@@ -58,7 +58,6 @@ ENV PATH=/opt/venv/bin:$PATH \
     SERVING_BASE_PATH=/models/mnist
 WORKDIR /app
 COPY contract.py ./
-COPY serving/ serving/
 COPY training/ training/
 USER ${APP_UID}:${APP_GID}
 # One-shot job: no HEALTHCHECK.

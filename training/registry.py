@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from contract import CHALLENGER_ALIAS, CHAMPION_ALIAS, RUN_ID_TAG, TEST_ACCURACY_TAG
-from serving import models_config
+from training import models_config
 from training.config import Settings
 
 SAVED_MODEL_ARTIFACT = "saved_model"

@@ -26,6 +26,7 @@ import yaml
 import contract
 from tests.compose import composefile, dockerfiles
 from tests.compose.composefile import COMPOSE_FILE, ENV_EXAMPLE, ROOT
+from tests.support.ci import fail_in_ci_else_skip
 
 OFFICIAL_SERVING_IMAGE = "tensorflow/serving:2.20.0"
 BASE_IMAGE = "python:3.11-slim-bookworm"
@@ -51,10 +52,7 @@ def _tool(name: str) -> str:
                                                      os.environ.get("PATH", "")]))
     if found:
         return found
-    message = f"{name} is not installed (CI installs it: see .ci/run)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    fail_in_ci_else_skip(f"{name} is not installed (CI installs it: see .ci/run)")
 
 
 def _names_read(package: str) -> set[str]:
@@ -166,6 +164,14 @@ def test_each_image_copies_only_what_it_runs():
     assert sorted(copied["serving.Dockerfile"]) == [
         "contract.py", "docker/serving-entrypoint.sh", "serving/"]
     assert copied["mlflow.Dockerfile"] == []
+    assert sorted(copied["trainer.Dockerfile"]) == ["contract.py", "training/"]
+
+
+def test_training_never_imports_serving():
+    """The trainer writes models.config itself; serving/ is TF Serving's stand-in, not a library."""
+    pattern = re.compile(r"^\s*(from|import) serving\b", re.M)
+    importing = [p.name for p in (ROOT / "training").rglob("*.py") if pattern.search(p.read_text())]
+    assert importing == []
 
 
 def test_web_ui_image_installs_no_tensorflow():
@@ -371,11 +377,12 @@ def test_trainer_writes_where_tfserving_reads(services):
 
 def test_serving_base_path_matches_models_config(services):
     from serving import models_config
+    from training.models_config import CONTAINER_BASE_PATH
 
     base_path = composefile.environment(services["trainer"])["SERVING_BASE_PATH"]
     tfserving = services["tfserving"]
     assert composefile.host_path(tfserving, base_path) == ROOT / "models" / contract.MODEL_NAME
-    assert base_path == models_config.CONTAINER_BASE_PATH
+    assert base_path == CONTAINER_BASE_PATH
     checked_in = ROOT / "serving" / "models.config"
     if checked_in.is_file():
         for model in models_config.read(checked_in).model_config_list.config:
