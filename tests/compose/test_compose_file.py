@@ -163,8 +163,9 @@ def test_each_image_copies_only_what_it_runs():
     assert sorted(copied["webui.Dockerfile"]) == ["contract.py", "webui/"]
     assert sorted(copied["serving.Dockerfile"]) == [
         "contract.py", "docker/serving-entrypoint.sh", "serving/"]
-    assert copied["mlflow.Dockerfile"] == []
-    assert sorted(copied["trainer.Dockerfile"]) == ["contract.py", "training/"]
+    assert copied["mlflow.Dockerfile"] == ["docker/writable-entrypoint.sh"]
+    assert sorted(copied["trainer.Dockerfile"]) == [
+        "contract.py", "docker/writable-entrypoint.sh", "training/"]
 
 
 def test_training_never_imports_serving():
