@@ -75,7 +75,7 @@ def load_config(test_config: Mapping | None = None, environ: Mapping | None = No
 
 def create_app(test_config: Mapping | None = None) -> Flask:
     """Build the web UI app; `test_config` overrides the defaults and the environment."""
-    from webui import api, ops, pages
+    from webui import api, openapi, ops, pages
     from webui.metrics import Metrics
     from webui.runs import RunFinder
     from webui.tfs_client import LabelCache, TFServingClient
@@ -98,6 +98,7 @@ def create_app(test_config: Mapping | None = None) -> Flask:
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(ops.bp)
     app.after_request(_security_headers)
     app.register_error_handler(HTTPException, _http_error)
