@@ -11,7 +11,7 @@ import pytest
 
 from webui.runs import RunFinder
 
-HANG = 1.5  # seconds the fake MLflow holds each request; the finder gives up after 1
+HANG = 3.0  # seconds the fake MLflow holds each request; the finder gives up after 2
 
 
 class HangingMLflow(http.server.ThreadingHTTPServer):
@@ -62,12 +62,12 @@ def timed_finds(finder: RunFinder, n: int) -> list[float]:
 
 def test_a_hung_mlflow_costs_one_lookup_and_holds_up_one_request(mlflow):
     url = f"http://127.0.0.1:{mlflow.server_address[1]}"
-    finder = RunFinder(url, url, "mnist", timeout=1.0, retry_after=0.2)
+    finder = RunFinder(url, url, "mnist", timeout=2.0, retry_after=0.2)
     first = sorted(timed_finds(finder, 16))
-    assert first[-2] < 0.5  # only the request that asked first waited
+    assert first[-2] < 1.0  # only the request that asked first waited
     assert mlflow.requests == 1
     time.sleep(HANG)  # past retry_after, and the first request is over on the server too
     again = timed_finds(finder, 16)
-    assert max(again) < 0.5, again
+    assert max(again) < 1.0, again
     assert mlflow.most_in_flight == 1
     assert mlflow.requests == 2
