@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
+from contract import MIN_INK_CONTRAST
 from webui import messages
 
 # Below this ink contrast (0-255) the model treats an image as blank too (training/preprocess).
-MIN_CONTRAST = 24
+MIN_CONTRAST = MIN_INK_CONTRAST
 # Alpha below this anywhere means the image is a transparent canvas: ink is in the alpha plane.
 OPAQUE_ALPHA = 250
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
