@@ -5,17 +5,20 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
 from devstack import __main__ as cli
 from devstack import ports, roles, stack
 from devstack.config import PID_FILE, StackConfig
-from devstack.processes import STACK_MARK, stack_processes
+from devstack.processes import STACK_MARK, Child, StopSignals, stack_processes
 from tests.support.servers import ROOT, free_port
 
 
@@ -141,6 +144,27 @@ def test_down_ends_what_outlived_make_up(tmp_path, capsys):
         for proc in (orphan, stranger):
             proc.kill()
             proc.wait()
+
+
+def test_a_role_that_keeps_crashing_is_restarted_then_given_up(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(stack, "FIRST_BACKOFF", 0.05)
+    role = roles.Role("flaky", [sys.executable, "-c", "print('boom'); raise SystemExit(3)"],
+                      probe=lambda: "")
+    (tmp_path / "logs").mkdir()
+    child = Child(role, tmp_path, Path("logs/flaky.log"))
+    child.start()
+    try:
+        with pytest.raises(stack.RoleFailed) as failed:
+            stack._supervise([child], StopSignals())
+    finally:
+        child.stop(5)
+    assert f"exited with status 3 again after {stack.MAX_RESTARTS} restarts; giving up" \
+        in str(failed.value)
+    assert "boom" in str(failed.value)  # the role's last log lines
+    out = capsys.readouterr().out
+    delays = re.findall(r"restarting it in ([\d.]+)s \(restart (\d) of 5\)", out)
+    assert delays == [(f"{0.05 * 2 ** n:g}", str(n + 1)) for n in range(stack.MAX_RESTARTS)]
+    assert (tmp_path / "logs" / "flaky.log").read_text().count("boom") == stack.MAX_RESTARTS + 1
 
 
 def test_help_states_the_defaults(capsys):
