@@ -230,7 +230,7 @@ def _published(services: dict) -> list[str]:
 @pytest.mark.parametrize("env,host", [({}, "127.0.0.1"), ({"BIND_ADDRESS": "0.0.0.0"}, "0.0.0.0")])
 def test_ports_bind_loopback_unless_opened_on_purpose(env, host):
     published = _published(composefile.load(env)["services"])
-    assert len(published) == 4
+    assert len(published) >= 4  # and any service added later follows BIND_ADDRESS too
     assert all(port.startswith(f"{host}:") for port in published), published
 
 
@@ -240,7 +240,7 @@ def test_docker_compose_renders_the_ports_on_loopback():
                               env={**os.environ, "BIND_ADDRESS": ""})
     assert rendered.returncode == 0, rendered.stderr
     published = _published(yaml.safe_load(rendered.stdout)["services"])
-    assert len(published) == 4 and all("127.0.0.1" in port for port in published), published
+    assert len(published) >= 4 and all("127.0.0.1" in port for port in published), published
 
 
 def test_env_example_lists_every_variable_and_gives_the_defaults():
