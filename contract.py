@@ -30,6 +30,10 @@ LABEL_FOR_ALIAS = {CHAMPION_ALIAS: STABLE_LABEL, CHALLENGER_ALIAS: CANARY_LABEL}
 CANVAS_EXPORT_SIDE = 280
 PEN_WIDTH = 0.075
 
+# Ink contrast (0-255) below which a drawing is blank: the model's preprocessing and the web
+# UI's check before it agree on it.
+MIN_INK_CONTRAST = 24
+
 REST_PORT = 8501
 GRPC_PORT = 8500
 MLFLOW_PORT = 5000

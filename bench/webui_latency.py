@@ -2,7 +2,7 @@
 
 Three ways to get a digit from a PNG, timed in one run on the same images:
 
-  webui   POST /api/predict on `python -m webui` (gunicorn), which proxies to TF Serving;
+  webui   POST /api/predict on `python -m webui` (waitress), which proxies to TF Serving;
   direct  POST :predict straight to the serving REST port (the floor the UI adds to);
   seed    the design the web UI replaced: a Flask route that decodes the PNG and calls Keras
           `model.predict` inside the request.

@@ -12,7 +12,17 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from contract import GRPC_PORT, MLFLOW_PORT, MODEL_NAME, PROMETHEUS_PORT, REST_PORT, WEBUI_PORT
+from contract import (
+    DEFAULT_ARTIFACT_ROOT,
+    DEFAULT_MODELS_DIR,
+    DEFAULT_TRACKING_URI,
+    GRPC_PORT,
+    MLFLOW_PORT,
+    MODEL_NAME,
+    PROMETHEUS_PORT,
+    REST_PORT,
+    WEBUI_PORT,
+)
 
 # The checkout this package lives in: every role runs there, and its paths are relative to it.
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,13 +56,13 @@ PORTS = (
 TF_SERVING_BINARY = "tensorflow_model_server"
 PROMETHEUS_BINARY = "prometheus"
 
-# Relative to ROOT. models.config here is the local one: serving/models.config keeps the
-# container path /models/mnist that docker compose serves from.
+# Relative to ROOT; the stores are the programs' own defaults. models.config here is the local
+# one: serving/models.config keeps the container path /models/mnist that docker compose serves.
 LOG_DIR = Path("mlruns/logs")
 PID_FILE = LOG_DIR / "devstack.pid"
-BACKEND_STORE_URI = "sqlite:///mlruns/mlflow.db"
-ARTIFACTS_DESTINATION = "mlruns/artifacts"
-MODELS_DIR = Path("models")
+BACKEND_STORE_URI = DEFAULT_TRACKING_URI
+ARTIFACTS_DESTINATION = DEFAULT_ARTIFACT_ROOT
+MODELS_DIR = Path(DEFAULT_MODELS_DIR)
 MODELS_CONFIG = MODELS_DIR / "models.config"
 
 

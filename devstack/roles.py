@@ -20,6 +20,7 @@ from devstack.config import MODELS_CONFIG, MODELS_DIR, StackConfig
 from devstack.fetch import fetch, fetch_json
 
 PYTHON = sys.executable
+LOOPBACK = "127.0.0.1"  # where every role of `make up` listens
 TF_SERVING_FLAGS = Path("serving/tfserving.flags")  # relative to the checkout
 CONFIG_MOUNT = "/config/"  # where docker-compose.yml mounts ./serving for tfserving
 
@@ -50,7 +51,7 @@ def mlflow(config: StackConfig) -> Role:
         PYTHON, "-m", "mlflow", "server",
         "--backend-store-uri", config.backend_store_uri,
         "--artifacts-destination", config.artifacts_destination,
-        "--host", "127.0.0.1", "--port", str(config.mlflow_port), "--workers", "1", *metrics,
+        "--host", LOOPBACK, "--port", str(config.mlflow_port), "--workers", "1", *metrics,
     ], env={
         # Its job runner (GenAI scorers, trace rollups; unused here) is 8 more processes.
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
@@ -85,7 +86,9 @@ def serving_args(config: StackConfig) -> list[str]:
         name, _, value = flag.partition("=")
         value = local.get(name, value.replace(CONFIG_MOUNT, f"{TF_SERVING_FLAGS.parent}/"))
         flags.append(f"{name}={value}")
-    return program + flags
+    # Loopback only, as MLflow and the web UI; tensorflow_model_server has no such flag.
+    loopback = [] if config.tf_serving else [f"--host={LOOPBACK}"]
+    return program + flags + loopback
 
 
 def serving(config: StackConfig) -> Role:
@@ -113,7 +116,7 @@ def webui(config: StackConfig) -> Role:
         return "" if answer and answer[0] == 200 else None
 
     return Role("webui", [
-        PYTHON, "-m", "webui", "--host", "127.0.0.1", "--port", str(config.webui_port),
+        PYTHON, "-m", "webui", "--host", LOOPBACK, "--port", str(config.webui_port),
     ], env={
         "TF_SERVING_URL": f"http://127.0.0.1:{config.rest_port}",
         "MODEL_NAME": config.model_name,

@@ -35,14 +35,17 @@ RUN groupadd --non-unique --gid "${APP_GID}" app \
  && chown "${APP_UID}:${APP_GID}" /mlruns
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    WRITABLE_DIRS=/mlruns
+COPY docker/writable-entrypoint.sh /usr/local/bin/
 WORKDIR /mlruns
 USER ${APP_UID}:${APP_GID}
 EXPOSE 5000
 # /health is exempt from MLflow's Host-header check.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
   CMD ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:5000/health', timeout=4)"]
-ENTRYPOINT ["mlflow"]
+# Stops at once, naming APP_UID/APP_GID, when ./mlruns is not writable by the container's uid.
+ENTRYPOINT ["writable-entrypoint.sh", "mlflow"]
 # --allowed-hosts: MLflow refuses Host headers it does not know; these are compose's service
 # name and what a browser on the host sends.
 CMD ["server", "--backend-store-uri", "sqlite:////mlruns/mlflow.db", \

@@ -91,7 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("--canary", action="store_true",
                          help="make it the challenger (label canary) instead of the champion")
     promote.add_argument("--force", action="store_true",
-                         help="allow a champion worse than the current one: a rollback")
+                         help="skip the accuracy floor and the comparison with the "
+                              "champion: the rollback to any published version")
 
     commands.add_parser("list", help="registered versions, accuracy, aliases, publication")
 
@@ -142,6 +143,9 @@ def cmd_promote(settings, args) -> int:
     row = registry.promote(settings, args.version, args.min_accuracy, args.canary, args.force,
                            tolerance=tolerance)
     label = "canary (challenger)" if args.canary else "stable (champion)"
+    if args.force:
+        print(f"--force: skipped the accuracy floor ({args.min_accuracy}) and the comparison "
+              "with the champion")
     print(f"version {row.version} (test accuracy {row.test_accuracy:.4f}, drawn digits "
           f"{_percent(row.canvas_accuracy)}) is now {label}; wrote {settings.models_config}")
     return 0

@@ -12,7 +12,7 @@ from contract import (
     DEFAULT_TRACKING_URI,
     MODEL_NAME,
 )
-from serving.models_config import CONTAINER_BASE_PATH
+from training.models_config import CONTAINER_BASE_PATH
 
 # Settings field -> the environment variable that sets it (see .env.example).
 ENV_VARS = {

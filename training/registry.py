@@ -18,7 +18,7 @@ from contract import (
     RUN_ID_TAG,
     TEST_ACCURACY_TAG,
 )
-from serving import models_config
+from training import models_config
 from training.config import Settings
 
 SAVED_MODEL_ARTIFACT = "saved_model"
@@ -138,9 +138,10 @@ def promote(settings: Settings, version: int | None = None, min_accuracy: float 
             tolerance: float = DEFAULT_TOLERANCE) -> VersionInfo:
     """Gate a version, then set `champion` (or `challenger`) and rewrite models.config.
 
-    The gate refuses a version below min_accuracy, not published, or (for champion, unless
-    force, which is how a rollback is done) worse than the current champion by more than
-    `tolerance` on MNIST test or on the drawn digits.
+    The gate refuses a version that is not published, below min_accuracy, or (for champion)
+    worse than the current champion by more than `tolerance` on MNIST test or on the drawn
+    digits. `force` skips both accuracy checks: it is the rollback to any registered,
+    published version the user names.
     """
     from training import tracking
 
@@ -157,7 +158,7 @@ def promote(settings: Settings, version: int | None = None, min_accuracy: float 
     if not candidate.published:
         raise PromotionRefused(f"Version {version} is not published in {settings.base_dir}: "
                                "TF Serving could not load it.")
-    if accuracy < min_accuracy:
+    if not force and accuracy < min_accuracy:
         raise PromotionRefused(f"Version {version} has test accuracy {accuracy:.4f}, below the "
                                f"minimum {min_accuracy:.4f}.")
     champion = next((v for v, row in rows.items() if CHAMPION_ALIAS in row.aliases), None)

@@ -2,7 +2,7 @@
 
 The app holds no model. It validates the drawing, proxies it to TF Serving's REST API and
 shapes the answer. Build it with `create_app()`; run it with `python -m webui` or
-`gunicorn --threads 8 -b 0.0.0.0:8080 "webui:create_app()"`.
+`waitress-serve --call webui:create_app`.
 
 Environment (read when `create_app` runs, not at import):
     TF_SERVING_URL       TF Serving REST base URL (default http://localhost:8501)
@@ -11,6 +11,7 @@ Environment (read when `create_app` runs, not at import):
     TF_SERVING_TIMEOUT   seconds to wait for TF Serving per request (default 5)
     MLFLOW_TRACKING_URI  runs are linked only when this is an http(s) URL
     MLFLOW_UI_URL        MLflow UI the browser can open (default http://localhost:5000)
+    MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD  for an MLflow behind basic-auth
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ DEFAULTS = {
     "MAX_CONTENT_LENGTH": 1024 * 1024,  # Flask answers 413 past this
 }
 ENV_VARS = ("TF_SERVING_URL", "MODEL_NAME", "MODEL_LABEL", "TF_SERVING_TIMEOUT",
-            "MLFLOW_TRACKING_URI", "MLFLOW_UI_URL")
+            "MLFLOW_TRACKING_URI", "MLFLOW_UI_URL",
+            "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -73,7 +75,7 @@ def load_config(test_config: Mapping | None = None, environ: Mapping | None = No
 
 def create_app(test_config: Mapping | None = None) -> Flask:
     """Build the web UI app; `test_config` overrides the defaults and the environment."""
-    from webui import api, ops, pages
+    from webui import api, openapi, ops, pages
     from webui.metrics import Metrics
     from webui.runs import RunFinder
     from webui.tfs_client import LabelCache, TFServingClient
@@ -90,16 +92,24 @@ def create_app(test_config: Mapping | None = None) -> Flask:
         client, app.config["MODEL_LABEL"], app.config["VERSION_CACHE_SECONDS"])
     app.extensions["webui.runs"] = RunFinder(
         app.config["MLFLOW_TRACKING_URI"], app.config["MLFLOW_UI_URL"],
-        app.config["MODEL_NAME"], timeout=app.config["MLFLOW_TIMEOUT"])
+        app.config["MODEL_NAME"], timeout=app.config["MLFLOW_TIMEOUT"],
+        auth=_mlflow_auth(app.config))
     Metrics().init_app(app)
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(ops.bp)
     app.after_request(_security_headers)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
     return app
+
+
+def _mlflow_auth(config: Mapping) -> tuple[str, str] | None:
+    """MLflow's own client variables, so one pair of settings serves the trainer and the UI."""
+    user = config.get("MLFLOW_TRACKING_USERNAME")
+    return (user, config.get("MLFLOW_TRACKING_PASSWORD", "")) if user else None
 
 
 def _security_headers(response):
