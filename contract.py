@@ -50,3 +50,23 @@ DEFAULT_TF_SERVING_URL = f"http://localhost:{REST_PORT}"
 RUN_ID_TAG = "run_id"
 TEST_ACCURACY_TAG = "test_accuracy"
 CANVAS_ACCURACY_TAG = "canvas_accuracy"
+
+
+# MLflow's UI opens an experiment on its GenAI pages unless the link asks for model training:
+# every MLflow link the stack prints or shows is built here, so it lands on the runs.
+MLFLOW_ML_VIEW = "workflowType=machine_learning"
+
+
+def mlflow_runs_url(ui_url: str, experiment_id: str) -> str:
+    """An experiment's runs table in MLflow's UI."""
+    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs?{MLFLOW_ML_VIEW}"
+
+
+def mlflow_run_url(ui_url: str, experiment_id: str, run_id: str) -> str:
+    """One run's page in MLflow's UI."""
+    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}?{MLFLOW_ML_VIEW}"
+
+
+def mlflow_model_url(ui_url: str, model: str = MODEL_NAME) -> str:
+    """The registered model's versions and aliases in MLflow's UI."""
+    return f"{ui_url.rstrip('/')}/#/models/{model}"

@@ -16,9 +16,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from contract import STABLE_LABEL
+from contract import STABLE_LABEL, mlflow_model_url, mlflow_runs_url
 from devstack import ports
 from devstack.config import LOG_DIR, PID_FILE, StackConfig
+from devstack.fetch import fetch_json
 from devstack.processes import Child, StopSignals, end_processes, stack_processes
 from devstack.roles import PYTHON, all_roles
 
@@ -233,6 +234,16 @@ class _Progress:
         print(f"{clear}{self.prefix} {text}", flush=True)
 
 
+def _mlflow_link(config: StackConfig) -> str:
+    """The experiment's runs in MLflow (its UI opens on GenAI pages from a bare address)."""
+    base = f"http://localhost:{config.mlflow_port}"
+    answer = fetch_json(f"http://127.0.0.1:{config.mlflow_port}/api/2.0/mlflow/experiments/"
+                        f"get-by-name?experiment_name={config.model_name}")
+    if answer is None or answer[0] != 200 or not isinstance(answer[1], dict):
+        return base
+    return mlflow_runs_url(base, answer[1]["experiment"]["experiment_id"])
+
+
 def _print_ready(config: StackConfig) -> None:
     model = f"http://localhost:{config.rest_port}/v1/models/{config.model_name}"
     curl = (f"curl -s {model}/labels/{STABLE_LABEL}:predict -d '{{\"signature_name\": "
@@ -241,7 +252,8 @@ def _print_ready(config: StackConfig) -> None:
     print(f"""
 Ready.
   Web UI      http://localhost:{config.webui_port}
-  MLflow      http://localhost:{config.mlflow_port}
+  MLflow      {_mlflow_link(config)}
+  Registry    {mlflow_model_url(f"http://localhost:{config.mlflow_port}", config.model_name)}
   TF Serving  {model}   (REST; gRPC localhost:{config.grpc_port})
   Predict a PNG of a digit:
     {curl}

@@ -109,13 +109,16 @@ def _training_kwargs(args) -> dict:
     return {"profile": args.profile, **hyperparams}
 
 
-def _mlflow_hint(settings, run_id: str) -> str:
+def _mlflow_hint(settings, result) -> str:
+    """Where to see the run: a link that opens MLflow on it (in model-training mode)."""
+    from contract import mlflow_run_url
     from training.tracking import is_remote
 
     if is_remote(settings.tracking_uri):
-        return f"{settings.tracking_uri.rstrip('/')}/#/experiments (run {run_id})"
+        return mlflow_run_url(settings.tracking_uri, result.experiment_id, result.run_id)
+    link = mlflow_run_url(f"http://localhost:{MLFLOW_PORT}", result.experiment_id, result.run_id)
     return (f"mlflow ui --backend-store-uri {settings.tracking_uri} --port {MLFLOW_PORT}, "
-            f"then http://localhost:{MLFLOW_PORT} (run {run_id})")
+            f"then {link}")
 
 
 def _percent(value: float | None) -> str:
@@ -131,7 +134,7 @@ def cmd_train(settings, args) -> int:
           f"\ntest accuracy  {result.test_accuracy:.4f}"
           f"\ndrawn digits   {_percent(result.canvas_accuracy)} (canvas_accuracy)"
           f"\npublished      {result.published_dir}"
-          f"\nMLflow         {_mlflow_hint(settings, result.run_id)}"
+          f"\nMLflow         {_mlflow_hint(settings, result)}"
           f"\nnext           python -m training promote --version {result.version}")
     return 0
 

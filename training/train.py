@@ -24,6 +24,7 @@ MAX_VALIDATION = 5000
 @dataclass(frozen=True)
 class TrainResult:
     run_id: str
+    experiment_id: str
     version: int
     test_accuracy: float
     canvas_accuracy: float
@@ -208,8 +209,8 @@ def run(settings: Settings, *, profile: str = DEFAULT_PROFILE, verbose: int = 1,
             version = registry.register(client, settings, run_id, active.info.artifact_uri,
                                         metrics, description=summary)
             published = registry.publish(export_dir, settings, version)
-    return TrainResult(run_id, version, metrics["test_accuracy"], metrics["canvas_accuracy"],
-                       published)
+    return TrainResult(run_id, active.info.experiment_id, version, metrics["test_accuracy"],
+                       metrics["canvas_accuracy"], published)
 
 
 def _export(net, export_dir: Path, sample_pixels: np.ndarray) -> Path:

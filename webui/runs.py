@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import requests
 
-from contract import RUN_ID_TAG
+from contract import RUN_ID_TAG, mlflow_run_url
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class RunFinder:
             raise KeyError(f"version {version} has no run_id")
         run = self._get("runs/get", run_id=run_id)["run"]
         experiment_id = run["info"]["experiment_id"]
-        url = f"{self.ui_url}/#/experiments/{experiment_id}/runs/{run_id}"
+        url = mlflow_run_url(self.ui_url, experiment_id, run_id)
         return RunLink(run_id, experiment_id, url)
 
     def _get(self, path: str, **params) -> dict:

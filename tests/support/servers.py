@@ -99,3 +99,18 @@ def local_webui(serving_url: str, **env: str) -> Iterator[str]:
                  f"python -m webui on {port}", timeout=60,
                  env={"TF_SERVING_URL": serving_url, **env}):
         yield url
+
+
+@contextlib.contextmanager
+def local_mlflow(tracking_uri: str, artifacts: Path, log: Path | None = None) -> Iterator[str]:
+    """Run `mlflow server` on a store on a free port; yield its URL once the registry answers."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
+            "--default-artifact-root", str(artifacts),
+            "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    # Ready means the registry answers, not just /health: the first query loads the store.
+    probe = f"{url}/api/2.0/mlflow/registered-models/get?name=mnist"
+    with process(args, lambda: requests.get(probe, timeout=10).ok, "mlflow server",
+                 timeout=120, log=log, env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}):
+        yield url
