@@ -3,13 +3,13 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= training,serving,webui,dev
+EXTRAS ?= training,serving,webui,tracking-server,dev
 # The real MNIST files where this checkout sits beside ../shared; elsewhere the loader
 # downloads them into the user cache and verifies them.
 export MNIST_DIR ?= $(if $(wildcard ../shared/data/mnist/t10k-images-idx3-ubyte.gz),$(abspath ../shared/data/mnist))
 PYTEST_ARGS ?=
 
-.PHONY: help install lock lint test test-e2e test-containers train promote list up down bench clean
+.PHONY: help install tools lock lint test test-e2e test-containers train promote list up down bench clean
 
 help: ## list the tasks
 	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -22,6 +22,14 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 install: $(VENV)/.installed ## create .venv and install every service's pinned dependencies
 
+# checkov's pins clash with ours (k8s/checkov-requirements.txt says which): a venv of its own.
+$(VENV)-checkov/.installed: k8s/checkov-requirements.txt
+	python3 -m venv $(VENV)-checkov
+	$(VENV)-checkov/bin/pip install --quiet -r k8s/checkov-requirements.txt
+	touch $@
+
+tools: $(VENV)-checkov/.installed ## checkov, the policy linter tests/k8s runs, in .venv-checkov
+
 lock: ## re-resolve pyproject.toml's ranges and rewrite constraints.txt
 	rm -rf $(VENV)-lock && python3 -m venv $(VENV)-lock
 	$(VENV)-lock/bin/pip install --quiet '.[$(EXTRAS)]'
@@ -32,7 +40,7 @@ lint: install ## ruff and hadolint
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/hadolint --config .hadolint.yaml docker/*.Dockerfile
 
-test: install ## every test layer: unit, integration, contract, browser, make up, compose, containers
+test: install tools ## every test layer: unit, integration, contract, browser, make up, compose, containers
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test-e2e: install ## only the end-to-end tests: the browser, and make up

@@ -25,10 +25,20 @@ CHAMPION_ALIAS = "champion"
 CHALLENGER_ALIAS = "challenger"
 LABEL_FOR_ALIAS = {CHAMPION_ALIAS: STABLE_LABEL, CHALLENGER_ALIAS: CANARY_LABEL}
 
+# The drawing page: the PNG it sends is this many pixels square, drawn with a round pen this
+# wide (a fraction of the side). The drawn-digit test set (training/drawn.py) draws the same way.
+CANVAS_EXPORT_SIDE = 280
+PEN_WIDTH = 0.075
+
+# Ink contrast (0-255) below which a drawing is blank: the model's preprocessing and the web
+# UI's check before it agree on it.
+MIN_INK_CONTRAST = 24
+
 REST_PORT = 8501
 GRPC_PORT = 8500
 MLFLOW_PORT = 5000
 WEBUI_PORT = 8080
+PROMETHEUS_PORT = 9090
 
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 DEFAULT_ARTIFACT_ROOT = "mlruns/artifacts"
@@ -41,3 +51,24 @@ DEFAULT_FEEDBACK_DB_URL = "sqlite:///mlruns/feedback.db"
 # Registered-model version tags, read back by `promote` and the web UI.
 RUN_ID_TAG = "run_id"
 TEST_ACCURACY_TAG = "test_accuracy"
+CANVAS_ACCURACY_TAG = "canvas_accuracy"
+
+
+# MLflow's UI opens an experiment on its GenAI pages unless the link asks for model training:
+# every MLflow link the stack prints or shows is built here, so it lands on the runs.
+MLFLOW_ML_VIEW = "workflowType=machine_learning"
+
+
+def mlflow_runs_url(ui_url: str, experiment_id: str) -> str:
+    """An experiment's runs table in MLflow's UI."""
+    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs?{MLFLOW_ML_VIEW}"
+
+
+def mlflow_run_url(ui_url: str, experiment_id: str, run_id: str) -> str:
+    """One run's page in MLflow's UI."""
+    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}?{MLFLOW_ML_VIEW}"
+
+
+def mlflow_model_url(ui_url: str, model: str = MODEL_NAME) -> str:
+    """The registered model's versions and aliases in MLflow's UI."""
+    return f"{ui_url.rstrip('/')}/#/models/{model}"

@@ -43,9 +43,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from contract import IMAGE_INPUT, IMAGE_SIGNATURE, MODEL_NAME  # noqa: E402  (path set above)
-from serving import models_config  # noqa: E402
 from training import data as mnist_data  # noqa: E402
-from training import feedback, registry, train  # noqa: E402
+from training import (  # noqa: E402
+    feedback,
+    models_config,  # noqa: E402
+    registry,
+    train,
+)
 from training.config import Settings  # noqa: E402
 from webui import pending  # noqa: E402
 from webui.feedback import Answer, FeedbackStore  # noqa: E402

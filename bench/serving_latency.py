@@ -7,8 +7,13 @@ the floor: the same signature called in-process on the same batch, measured in t
 The JSON lands in results/. Client and server share the machine, so on a small one the
 ratios at high concurrency include the client's own CPU use.
 
+With --targets it measures instead what issue 13 asks of our server, each against its floor:
+gRPC `serving_default` batch 1 at c=1, and `predict_image` batch 1 at c=1 and c=32 with and
+without --enable_batching (serving/batching.config), printing each target with its ratio.
+
 Usage:
     .venv/bin/python bench/serving_latency.py                  # exports a model, starts ours
+    .venv/bin/python bench/serving_latency.py --targets        # gRPC and batching targets
     .venv/bin/python bench/serving_latency.py --url http://localhost:8501 \\
         --model-dir models/mnist/1                             # any running TF Serving
 """
@@ -57,7 +62,12 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="timed requests per cell (default: 40)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "serving_latency.json",
                         help="where the JSON goes (default: results/serving_latency.json)")
+    parser.add_argument("--targets", action="store_true",
+                        help="measure issue 13's gRPC and batching targets on our server "
+                             "(default: the full matrix)")
     args = parser.parse_args(argv)
+    if args.targets and args.url:
+        parser.error("--targets starts our own server, with and without batching")
     if args.url and not args.model_dir:
         parser.error("--url needs --model-dir: the floor calls the same SavedModel in-process")
     return args
@@ -91,20 +101,26 @@ def export_untrained(folder: Path) -> Path:
     return export_saved_model(models.build("convnet"), folder / MODEL_NAME / "1")
 
 
-def start_local_server(base_path: Path, model: str) -> tuple[subprocess.Popen, str]:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return s.getsockname()[1]
+
+
+def start_local_server(base_path: Path, model: str, *flags: str
+                       ) -> tuple[subprocess.Popen, str, str]:
+    """Start python -m serving; return it, its REST URL and its gRPC target."""
+    port, grpc_port = free_port(), free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "serving", f"--rest_api_port={port}", f"--model_name={model}",
-         f"--model_base_path={base_path}"], cwd=ROOT, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
+        [sys.executable, "-m", "serving", "--host=127.0.0.1", f"--port={grpc_port}",
+         f"--rest_api_port={port}", f"--model_name={model}", f"--model_base_path={base_path}",
+         *flags], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
         try:
             if requests.get(f"{url}/v1/models/{model}", timeout=2).ok:
-                return proc, url
+                return proc, url, f"127.0.0.1:{grpc_port}"
         except requests.RequestException:
             pass
         time.sleep(0.2)
@@ -137,13 +153,43 @@ def served(url: str, body: bytes, concurrency: int, count: int, batch: int) -> d
     """Time `count` POSTs from `concurrency` threads, each with its own keep-alive session."""
     local = threading.local()
 
-    def one(_) -> tuple[float, bool]:
+    def call() -> bool:
         session = getattr(local, "session", None) or requests.Session()
         local.session = session
-        started = time.perf_counter()
         r = session.post(url, data=body, headers={"Content-Type": "application/json"},
                          timeout=60)
-        return time.perf_counter() - started, r.status_code == 200
+        return r.status_code == 200
+
+    return timed(call, concurrency, count, batch)
+
+
+def grpc_served(target: str, request, concurrency: int, count: int, batch: int) -> dict:
+    """Time `count` Predict calls from `concurrency` threads, each with its own channel."""
+    import grpc
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    local = threading.local()
+
+    def call() -> bool:
+        stub = getattr(local, "stub", None)
+        if stub is None:
+            stub = local.stub = prediction_service_pb2_grpc.PredictionServiceStub(
+                grpc.insecure_channel(target))
+        try:
+            stub.Predict(request, timeout=60)
+        except grpc.RpcError:
+            return False
+        return True
+
+    return timed(call, concurrency, count, batch)
+
+
+def timed(call, concurrency: int, count: int, batch: int) -> dict:
+    """Run `call` count times from `concurrency` threads after a warm-up; latency and rate."""
+    def one(_) -> tuple[float, bool]:
+        started = time.perf_counter()
+        ok = call()
+        return time.perf_counter() - started, ok
 
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(one, range(2 * concurrency)))  # warm-up: connections and TF graphs
@@ -161,9 +207,11 @@ def main(argv=None) -> int:
     proc = None
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = args.model_dir or export_untrained(Path(tmp))
+        if args.targets:
+            return targets(args, model_dir, digits)
         url = args.url
         if url is None:
-            proc, url = start_local_server(model_dir.parent, args.model)
+            proc, url, _ = start_local_server(model_dir.parent, args.model)
         try:
             cells = run_matrix(args, url.rstrip("/"), model_dir, digits)
         finally:
@@ -213,6 +261,68 @@ def run_matrix(args, url: str, model_dir: Path, digits: np.ndarray) -> list[dict
                       f"{cell['rows_per_s']:8.0f} x{ratio['rows_per_s']:<5.2f}"
                       f"{cell['errors']:3d}")
     return cells
+
+
+def targets(args, model_dir: Path, digits: np.ndarray) -> int:
+    """Issue 13's targets for our server: gRPC, and batching against no batching."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    pixels = digits[:1].astype(np.float32)
+    image = png_b64(digits[0])
+    image_body = json.dumps({"signature_name": IMAGE_SIGNATURE,
+                             "instances": [{IMAGE_INPUT: {"b64": image}}]}).encode()
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = args.model
+    request.inputs[PIXELS_INPUT].CopyFrom(tf.make_tensor_proto(pixels))
+    floors = {"pixels": floor(model_dir, "serving_default", {PIXELS_INPUT: pixels}, 1,
+                              args.requests),
+              "image": floor(model_dir, IMAGE_SIGNATURE, {IMAGE_INPUT: np.array(
+                  [base64.b64decode(image)], dtype=object)}, 1, args.requests)}
+    loaded = max(args.requests, 320)  # c=32 needs enough requests to reach a steady state
+    cells = {}
+    batching = ["--enable_batching",
+                f"--batching_parameters_file={ROOT / 'serving' / 'batching.config'}"]
+    for mode, flags in (("plain", []), ("batching", batching)):
+        proc, url, target = start_local_server(model_dir.parent, args.model, *flags)
+        try:
+            predict_url = f"{url}/v1/models/{args.model}:predict"
+            if mode == "plain":
+                cells["grpc pixels c=1"] = grpc_served(target, request, 1, args.requests, 1)
+            for concurrency, count in ((1, args.requests), (32, loaded)):
+                cells[f"{mode} image c={concurrency}"] = served(predict_url, image_body,
+                                                               concurrency, count, 1)
+        finally:
+            proc.terminate()
+            proc.wait(30)
+    for name, cell in cells.items():
+        print(f"{name:22} p50 {cell['p50_ms']:7.2f} ms  p99 {cell['p99_ms']:7.2f} ms  "
+              f"{cell['rows_per_s']:7.0f} rows/s  errors {cell['errors']}")
+    for name, base in floors.items():
+        print(f"{'floor ' + name:22} p50 {base['p50_ms']:7.2f} ms  p99 {base['p99_ms']:7.2f} ms  "
+              f"{base['rows_per_s']:7.0f} rows/s")
+    checks = [
+        ("gRPC serving_default b1 c=1: p50 / floor p50", "<= 2.0",
+         cells["grpc pixels c=1"]["p50_ms"] / floors["pixels"]["p50_ms"], 2.0),
+        ("batching predict_image b1 c=32: rows/s / floor rows/s", ">= 1.5",
+         cells["batching image c=32"]["rows_per_s"] / floors["image"]["rows_per_s"], -1.5),
+        ("batching c=32 p99 / no batching c=32 p99", "<= 2.0",
+         cells["batching image c=32"]["p99_ms"] / cells["plain image c=32"]["p99_ms"], 2.0),
+        ("batching c=1 p50 - no batching c=1 p50 (ms)", "<= 0.5",
+         cells["batching image c=1"]["p50_ms"] - cells["plain image c=1"]["p50_ms"], 0.5),
+    ]
+    print()
+    for name, goal, value, limit in checks:
+        met = value <= limit if limit > 0 else value >= -limit
+        print(f"{name:55} {value:6.2f}  target {goal:7} {'met' if met else 'MISSED'}")
+    report = {"host": platform.node(), "cpus": os.cpu_count(), "floors": floors,
+              "cells": cells, "targets": [{"what": n, "target": g, "value": v}
+                                          for n, g, v, _ in checks]}
+    out = args.out.with_name("serving_targets.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {out}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Three ways to get a digit from a PNG, timed in one run on the same images:
 
-  webui   POST /api/predict on `python -m webui` (gunicorn), which proxies to TF Serving;
+  webui   POST /api/predict on `python -m webui` (waitress), which proxies to TF Serving;
   direct  POST :predict straight to the serving REST port (the floor the UI adds to);
   seed    the design the web UI replaced: a Flask route that decodes the PNG and calls Keras
           `model.predict` inside the request.
@@ -197,8 +197,8 @@ def start_servers(args, stack: ExitStack) -> dict[str, str]:
     if tfs is None:
         port, tfs = local()
         stack.enter_context(process(
-            [sys.executable, "-m", "serving", f"--rest_api_port={port}",
-             f"--model_config_file={args.models_config}"],
+            [sys.executable, "-m", "serving", "--host=127.0.0.1", f"--port={free_port()}",
+             f"--rest_api_port={port}", f"--model_config_file={args.models_config}"],
             lambda: model_available(tfs), "python -m serving", timeout=180))
     urls["direct"] = f"{tfs}/v1/models/{MODEL_NAME}/labels/{STABLE_LABEL}:predict"
     if "webui" in args.targets:

@@ -4,12 +4,14 @@ Usage:
     python -m devstack up                      # what `make up` runs; Ctrl-C stops it all
     WEBUI_PORT=9090 python -m devstack up      # ports move with compose's variables
     python -m devstack down                    # stop an `up` running in the background
+    MLFLOW_BACKEND_STORE_URI=postgresql+psycopg://u:p@host/db python -m devstack up
 
 `up` checks every port first and starts nothing if one is taken. Then, in order: the MLflow
 server (SQLite store in mlruns/), `python -m training bootstrap` (trains and promotes a first
 champion with the quick profile unless one exists; TRAIN_ARGS adds flags), TF Serving
 (`tensorflow_model_server` when on PATH, else `python -m serving`) on models/models.config,
-and the web UI. Each waits for the one before to be ready. Logs: mlruns/logs/<role>.log.
+and the web UI, then Prometheus where a `prometheus` binary is on PATH (MONITORING=off: not).
+Each waits for the one before to be ready. Logs: mlruns/logs/<role>.log.
 """
 
 from __future__ import annotations

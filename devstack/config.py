@@ -12,7 +12,17 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from contract import GRPC_PORT, MLFLOW_PORT, MODEL_NAME, REST_PORT, WEBUI_PORT
+from contract import (
+    DEFAULT_ARTIFACT_ROOT,
+    DEFAULT_MODELS_DIR,
+    DEFAULT_TRACKING_URI,
+    GRPC_PORT,
+    MLFLOW_PORT,
+    MODEL_NAME,
+    PROMETHEUS_PORT,
+    REST_PORT,
+    WEBUI_PORT,
+)
 
 # The checkout this package lives in: every role runs there, and its paths are relative to it.
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,17 +49,20 @@ PORTS = (
     PortSetting("grpc_port", "TF Serving gRPC", "TF_SERVING_GRPC_PORT", GRPC_PORT,
                 note=" (tensorflow_model_server only)"),
     PortSetting("webui_port", "web UI", "WEBUI_PORT", WEBUI_PORT),
+    PortSetting("prometheus_port", "Prometheus", "PROMETHEUS_PORT", PROMETHEUS_PORT,
+                note=" (when prometheus is on PATH)"),
 )
 
 TF_SERVING_BINARY = "tensorflow_model_server"
+PROMETHEUS_BINARY = "prometheus"
 
-# Relative to ROOT. models.config here is the local one: serving/models.config keeps the
-# container path /models/mnist that docker compose serves from.
+# Relative to ROOT; the stores are the programs' own defaults. models.config here is the local
+# one: serving/models.config keeps the container path /models/mnist that docker compose serves.
 LOG_DIR = Path("mlruns/logs")
 PID_FILE = LOG_DIR / "devstack.pid"
-BACKEND_STORE_URI = "sqlite:///mlruns/mlflow.db"
-ARTIFACTS_DESTINATION = "mlruns/artifacts"
-MODELS_DIR = Path("models")
+BACKEND_STORE_URI = DEFAULT_TRACKING_URI
+ARTIFACTS_DESTINATION = DEFAULT_ARTIFACT_ROOT
+MODELS_DIR = Path(DEFAULT_MODELS_DIR)
 MODELS_CONFIG = MODELS_DIR / "models.config"
 
 
@@ -79,27 +92,40 @@ class StackConfig:
     rest_port: int = REST_PORT
     grpc_port: int = GRPC_PORT
     webui_port: int = WEBUI_PORT
+    prometheus_port: int = PROMETHEUS_PORT
     model_name: str = MODEL_NAME
     train_args: tuple[str, ...] = ()  # extra `python -m training bootstrap` flags
     tf_serving: str | None = None  # path of tensorflow_model_server; None: python -m serving
+    prometheus: str | None = None  # path of prometheus; None: no monitoring role
+    # MLflow's stores, as `mlflow server` takes them (and from the same variables):
+    # PostgreSQL and an S3 bucket, say, instead of SQLite and a folder in mlruns/.
+    backend_store_uri: str = BACKEND_STORE_URI
+    artifacts_destination: str = ARTIFACTS_DESTINATION
     root: Path = ROOT
 
     @classmethod
     def from_args(cls, args, environ=os.environ) -> StackConfig:
-        """Flags (whose defaults came from the environment), plus MODEL_NAME and PATH."""
+        """Flags (whose defaults came from the environment), plus MODEL_NAME, PATH, MLflow's
+        stores and MONITORING=off (no Prometheus even where one is on PATH)."""
         return cls(
             mlflow_port=args.mlflow_port, rest_port=args.rest_port,
             grpc_port=args.grpc_port, webui_port=args.webui_port,
+            prometheus_port=args.prometheus_port,
             model_name=environ.get("MODEL_NAME") or MODEL_NAME,
             train_args=tuple(shlex.split(args.train_args or "")),
             tf_serving=shutil.which(TF_SERVING_BINARY, path=environ.get("PATH")),
+            prometheus=None if environ.get("MONITORING") == "off"
+            else shutil.which(PROMETHEUS_BINARY, path=environ.get("PATH")),
+            backend_store_uri=environ.get("MLFLOW_BACKEND_STORE_URI") or BACKEND_STORE_URI,
+            artifacts_destination=(environ.get("MLFLOW_ARTIFACTS_DESTINATION")
+                                   or ARTIFACTS_DESTINATION),
         )
 
     @property
     def ports(self) -> list[PortUse]:
-        """The ports the stack will listen on; gRPC only where a server serves it."""
+        """The ports the stack listens on: both servers serve gRPC; Prometheus where it runs."""
         return [PortUse(s.what, getattr(self, s.field), s.env, s.flag) for s in PORTS
-                if s.field != "grpc_port" or self.tf_serving]  # python -m serving has no gRPC
+                if s.field != "prometheus_port" or self.prometheus]
 
     @property
     def serving_base_path(self) -> Path:

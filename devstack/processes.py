@@ -2,7 +2,9 @@
 
 Each role runs in a process group of its own, so the terminal's Ctrl-C reaches only us (we stop
 the roles in order) and stopping a role reaches every process it started (MLflow's uvicorn
-worker, for one).
+worker, for one). Every role also carries STACK_MARK=<checkout> in its environment, inherited
+by all it starts: the watchdog and `make down` find the stack's processes by it, whatever
+became of devstack.
 """
 
 from __future__ import annotations
@@ -19,6 +21,51 @@ from pathlib import Path
 from devstack.roles import Role
 
 STREAM_PREFIX = b"    "  # indents a streamed role's output under its progress line
+STACK_MARK = "DIGITOPS_DEVSTACK"  # in every role's environment: the checkout it belongs to
+END_TIMEOUT = 10.0  # seconds end_processes gives SIGTERM before SIGKILL
+
+
+def stack_processes(root: Path) -> list[int]:
+    """Live processes (ours to see) started by a `make up` of the checkout at `root`."""
+    needle = f"{STACK_MARK}={root}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()  # empty for a zombie
+        except OSError:  # gone, or another user's
+            continue
+        if needle in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+def end_processes(pids: list[int], timeout: float = END_TIMEOUT) -> None:
+    """SIGTERM each of `pids`; SIGKILL those still alive after `timeout` seconds."""
+    def send(pid: int, signum: int) -> bool:
+        try:
+            os.kill(pid, signum)
+            return True
+        except (ProcessLookupError, PermissionError):
+            return False
+
+    alive = [pid for pid in pids if send(pid, signal.SIGTERM)]
+    deadline = time.monotonic() + timeout
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [pid for pid in alive if _running(pid)]
+    for pid in alive:
+        send(pid, signal.SIGKILL)
+
+
+def _running(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie waiting for its parent."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1][:1]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
 
 
 class Child:
@@ -34,9 +81,11 @@ class Child:
     def pid(self) -> int:
         return self.proc.pid
 
-    def start(self) -> None:
-        self._log_file = open(self.root / self.log, "wb")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.role.env}
+    def start(self, append: bool = False) -> None:
+        """Start the role; `append` keeps the log of an earlier run (a restart)."""
+        self._log_file = open(self.root / self.log, "ab" if append else "wb")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.role.env,
+               STACK_MARK: str(self.root)}
         out = subprocess.PIPE if self.role.stream else self._log_file
         self.proc = subprocess.Popen(self.role.args, cwd=self.root, env=env,
                                      stdin=subprocess.DEVNULL, stdout=out,

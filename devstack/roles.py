@@ -1,8 +1,9 @@
-"""The four roles of the stack, in start order: command line, environment, readiness probe.
+"""The roles of the stack, in start order: command line, environment, readiness probe.
 
 They mirror docker-compose.yml's services with local paths: MLflow on a SQLite store in
-./mlruns, a one-shot trainer that writes ./models and models/models.config, TF Serving (the real
-one when on PATH) reading that config, and the web UI talking to both.
+./mlruns (or MLFLOW_BACKEND_STORE_URI's), a one-shot trainer that writes ./models and
+models/models.config, TF Serving (the real one when on PATH) reading that config, the web UI
+talking to both, and Prometheus scraping them all where a `prometheus` binary is on PATH.
 """
 
 from __future__ import annotations
@@ -14,16 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from contract import STABLE_LABEL
-from devstack.config import (
-    ARTIFACTS_DESTINATION,
-    BACKEND_STORE_URI,
-    MODELS_CONFIG,
-    MODELS_DIR,
-    StackConfig,
-)
+from devstack import monitoring
+from devstack.config import MODELS_CONFIG, MODELS_DIR, StackConfig
 from devstack.fetch import fetch, fetch_json
 
 PYTHON = sys.executable
+LOOPBACK = "127.0.0.1"  # where every role of `make up` listens
 TF_SERVING_FLAGS = Path("serving/tfserving.flags")  # relative to the checkout
 CONFIG_MOUNT = "/config/"  # where docker-compose.yml mounts ./serving for tfserving
 
@@ -47,11 +44,14 @@ def mlflow(config: StackConfig) -> Role:
         answer = fetch(url)
         return "" if answer and answer[0] == 200 else None
 
+    # Prometheus scrapes MLflow's /metrics, which --expose-prometheus turns on.
+    metrics = ["--expose-prometheus", str(monitoring.MLFLOW_METRICS_DIR)] \
+        if config.prometheus else []
     return Role("mlflow", [
         PYTHON, "-m", "mlflow", "server",
-        "--backend-store-uri", BACKEND_STORE_URI,
-        "--artifacts-destination", ARTIFACTS_DESTINATION,
-        "--host", "127.0.0.1", "--port", str(config.mlflow_port), "--workers", "1",
+        "--backend-store-uri", config.backend_store_uri,
+        "--artifacts-destination", config.artifacts_destination,
+        "--host", LOOPBACK, "--port", str(config.mlflow_port), "--workers", "1", *metrics,
     ], env={
         # Its job runner (GenAI scorers, trace rollups; unused here) is 8 more processes.
         "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
@@ -86,7 +86,9 @@ def serving_args(config: StackConfig) -> list[str]:
         name, _, value = flag.partition("=")
         value = local.get(name, value.replace(CONFIG_MOUNT, f"{TF_SERVING_FLAGS.parent}/"))
         flags.append(f"{name}={value}")
-    return program + flags
+    # Loopback only, as MLflow and the web UI; tensorflow_model_server has no such flag.
+    loopback = [] if config.tf_serving else [f"--host={LOOPBACK}"]
+    return program + flags + loopback
 
 
 def serving(config: StackConfig) -> Role:
@@ -114,7 +116,7 @@ def webui(config: StackConfig) -> Role:
         return "" if answer and answer[0] == 200 else None
 
     return Role("webui", [
-        PYTHON, "-m", "webui", "--host", "127.0.0.1", "--port", str(config.webui_port),
+        PYTHON, "-m", "webui", "--host", LOOPBACK, "--port", str(config.webui_port),
     ], env={
         "TF_SERVING_URL": f"http://127.0.0.1:{config.rest_port}",
         "MODEL_NAME": config.model_name,
@@ -123,5 +125,19 @@ def webui(config: StackConfig) -> Role:
     }, probe=ready, timeout=120, note="web UI")
 
 
+def prometheus(config: StackConfig) -> Role:
+    """Prometheus on monitoring/'s jobs and rules (devstack/monitoring.py), when on PATH."""
+    url = f"http://127.0.0.1:{config.prometheus_port}"
+
+    def ready() -> str | None:
+        answer = fetch(f"{url}/-/ready")
+        return f"http://localhost:{config.prometheus_port}" if answer and answer[0] == 200 \
+            else None
+
+    return Role("prometheus", monitoring.command(config), probe=ready, timeout=60,
+                note="Prometheus: scrapes MLflow, TF Serving and the web UI (MONITORING=off: not)")
+
+
 def all_roles(config: StackConfig) -> list[Role]:
-    return [mlflow(config), trainer(config), serving(config), webui(config)]
+    roles = [mlflow(config), trainer(config), serving(config), webui(config)]
+    return roles + [prometheus(config)] if config.prometheus else roles

@@ -1,21 +1,33 @@
-"""Start the roles in order, wait on each one's readiness, watch them, stop them all on exit."""
+"""Start the roles in order, wait on each one's readiness, watch them, stop them all on exit.
+
+A role that exits once the stack is ready is restarted after a pause that doubles each time,
+up to MAX_RESTARTS; then the stack stops with the role's last log lines. A watchdog process
+(devstack/watchdog.py) ends every role should devstack itself die without stopping them.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
-from contract import DEFAULT_FEEDBACK_DB_URL, STABLE_LABEL
+from contract import DEFAULT_FEEDBACK_DB_URL, STABLE_LABEL, mlflow_model_url, mlflow_runs_url
 from devstack import ports
 from devstack.config import LOG_DIR, PID_FILE, StackConfig
-from devstack.processes import Child, StopSignals
-from devstack.roles import all_roles
+from devstack.fetch import fetch_json
+from devstack.processes import Child, StopSignals, end_processes, stack_processes
+from devstack.roles import PYTHON, all_roles
 
 STOP_TIMEOUT = 15.0  # seconds each role gets to exit after SIGTERM, before SIGKILL
 INTERRUPTED = 130  # exit status when Ctrl-C comes before the stack is ready
+MAX_RESTARTS = 5  # per role and run of the stack
+FIRST_BACKOFF = 1.0  # seconds before the first restart; doubled for each next one
+WATCHDOG_LOG = LOG_DIR / "watchdog.log"
 
 
 class RoleFailed(Exception):
@@ -40,12 +52,35 @@ def up(config: StackConfig) -> int:
     (config.root / PID_FILE).write_text(f"{os.getpid()}\n")
     signals = StopSignals()
     signals.install()
+    watchdog, lifeline = _start_watchdog(config.root)
     children: list[Child] = []
     try:
         return _run(config, signals, children)
     finally:
-        _stop_all(children, signals)
+        try:
+            _stop_all(children, signals)
+        except BrokenPipeError:  # Ctrl-C through `| tee` ended the reader first
+            _stop_all(children, signals, quiet=True)
         (config.root / PID_FILE).unlink(missing_ok=True)
+        os.close(lifeline)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            watchdog.wait(STOP_TIMEOUT)  # it finds nothing left; then truly nothing runs
+
+
+def _start_watchdog(root: Path) -> tuple[subprocess.Popen, int]:
+    """Start devstack.watchdog on a pipe only we hold; return it and the end that keeps it
+    waiting.
+
+    os.pipe's ends are not inherited, so the roles never hold it open: when we exit, however
+    we exit, the kernel closes it, and the watchdog ends what the roles left behind.
+    """
+    read_end, write_end = os.pipe()
+    with open(root / WATCHDOG_LOG, "ab") as log:
+        watchdog = subprocess.Popen([PYTHON, "-m", "devstack.watchdog", str(root)], cwd=root,
+                                    stdin=read_end, stdout=log, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+    os.close(read_end)
+    return watchdog, write_end
 
 
 def _run(config: StackConfig, signals: StopSignals, children: list[Child]) -> int:
@@ -60,9 +95,7 @@ def _run(config: StackConfig, signals: StopSignals, children: list[Child]) -> in
                 print("\nInterrupted before the stack was ready.", flush=True)
                 return INTERRUPTED
         _print_ready(config)
-        while not signals.requested:
-            _check_running(children)
-            time.sleep(0.5)
+        _supervise(children, signals)
         return 0
     except RoleFailed as err:
         print(f"\n{err}", file=sys.stderr, flush=True)
@@ -118,6 +151,60 @@ def _check_running(children: list[Child]) -> None:
                              f"stopping the stack. The end of {child.log}:\n{child.tail()}")
 
 
+def _supervise(children: list[Child], signals: StopSignals) -> None:
+    """Until a stop signal, restart a long-running role that exits, with backoff and a limit."""
+    restarts: Counter[str] = Counter()
+    while not signals.requested:
+        for child in children:
+            code = child.exit_code() if child.role.probe is not None else None
+            if code is None:
+                continue
+            name = child.role.name
+            restarts[name] += 1
+            if restarts[name] > MAX_RESTARTS:
+                raise RoleFailed(f"{name} {_ended(code)} again after {MAX_RESTARTS} restarts; "
+                                 f"giving up and stopping the stack. The end of {child.log}:\n"
+                                 f"{child.tail()}")
+            delay = FIRST_BACKOFF * 2 ** (restarts[name] - 1)
+            print(f"{name} {_ended(code)}; restarting it in {delay:g}s (restart "
+                  f"{restarts[name]} of {MAX_RESTARTS}). The end of {child.log}:\n"
+                  f"{child.tail(5)}", flush=True)
+            child.stop(STOP_TIMEOUT, hurry=signals.hurry)  # what its group left behind
+            if not _pause(delay, signals) or not _restart(child, signals):
+                return
+        time.sleep(0.5)
+
+
+def _pause(seconds: float, signals: StopSignals) -> bool:
+    """Sleep `seconds`; False as soon as a stop signal comes."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if signals.requested:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def _restart(child: Child, signals: StopSignals) -> bool:
+    """Start a role again and wait for its probe; False: interrupted. Exits are left to
+    _supervise, which counts them; a role not ready in time is stopped, so it counts too."""
+    started = time.monotonic()
+    child.start(append=True)
+    while not signals.requested:
+        if child.exit_code() is not None:
+            return True
+        note = child.role.probe()
+        if note is not None:
+            print(f"{child.role.name} is back: ready in {time.monotonic() - started:.1f}s, "
+                  f"pid {child.pid}", flush=True)
+            return True
+        if time.monotonic() - started > child.role.timeout:
+            child.stop(STOP_TIMEOUT, hurry=signals.hurry)
+            return True
+        time.sleep(0.25)
+    return False
+
+
 def _ended(code: int) -> str:
     """How a process ended, from its Popen returncode."""
     if code < 0:
@@ -147,9 +234,18 @@ class _Progress:
         print(f"{clear}{self.prefix} {text}", flush=True)
 
 
+def _mlflow_link(config: StackConfig) -> str:
+    """The experiment's runs in MLflow (its UI opens on GenAI pages from a bare address)."""
+    base = f"http://localhost:{config.mlflow_port}"
+    answer = fetch_json(f"http://127.0.0.1:{config.mlflow_port}/api/2.0/mlflow/experiments/"
+                        f"get-by-name?experiment_name={config.model_name}")
+    if answer is None or answer[0] != 200 or not isinstance(answer[1], dict):
+        return base
+    return mlflow_runs_url(base, answer[1]["experiment"]["experiment_id"])
+
+
 def _print_ready(config: StackConfig) -> None:
     model = f"http://localhost:{config.rest_port}/v1/models/{config.model_name}"
-    grpc = f"; gRPC localhost:{config.grpc_port}" if config.tf_serving else ""
     curl = (f"curl -s {model}/labels/{STABLE_LABEL}:predict -d '{{\"signature_name\": "
             "\"predict_image\", \"instances\": [{\"b64\": \"'\"$(base64 < digit.png | "
             "tr -d '\\n')\"'\"}]}'")
@@ -157,8 +253,9 @@ def _print_ready(config: StackConfig) -> None:
     print(f"""
 Ready.
   Web UI      http://localhost:{config.webui_port}
-  MLflow      http://localhost:{config.mlflow_port}
-  TF Serving  {model}   (REST{grpc})
+  MLflow      {_mlflow_link(config)}
+  Registry    {mlflow_model_url(f"http://localhost:{config.mlflow_port}", config.model_name)}
+  TF Serving  {model}   (REST; gRPC localhost:{config.grpc_port})
   Feedback    {store}   (corrections: `python -m training feedback stats`)
   Predict a PNG of a digit:
     {curl}
@@ -167,16 +264,18 @@ Ctrl-C stops everything (or `make down` from another terminal).
 """, flush=True)
 
 
-def _stop_all(children: list[Child], signals: StopSignals) -> None:
+def _stop_all(children: list[Child], signals: StopSignals, quiet: bool = False) -> None:
     """Stop the roles in reverse start order; a second Ctrl-C kills what is left at once."""
     started = [c for c in children if c.proc is not None]
     if not started:
         return
     running = [c.role.name for c in reversed(started) if c.exit_code() is None]
-    print(f"Stopping {', '.join(running) or 'what is left'}...", flush=True)
+    if not quiet:
+        print(f"Stopping {', '.join(running) or 'what is left'}...", flush=True)
     for child in reversed(started):  # an exited role's group may still hold its children
         child.stop(STOP_TIMEOUT, hurry=signals.hurry)
-    print("Stopped; nothing is left running.", flush=True)
+    if not quiet:
+        print("Stopped; nothing is left running.", flush=True)
 
 
 def running_pid(root: Path) -> int | None:
@@ -204,19 +303,26 @@ def _is_devstack(pid: int) -> bool:
 
 
 def down(config: StackConfig, timeout: float = 90.0) -> int:
-    """Ask a `make up` running in the background here to stop, and wait until it has."""
+    """Stop a `make up` running here, then any process of this checkout's stack still left."""
     pid = running_pid(config.root)
-    if pid is None:
+    if pid is not None:
+        print(f"Stopping the stack (pid {pid})...", flush=True)
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while _is_devstack(pid):
+            if time.monotonic() > deadline:
+                print(f"pid {pid} is still running after {timeout:.0f}s; see {LOG_DIR}/.",
+                      file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+    left = stack_processes(config.root)
+    if left:
+        print(f"Stopping {len(left)} process(es) of this checkout's stack that outlived "
+              f"`make up`: pid {', '.join(map(str, sorted(left)))}", flush=True)
+        end_processes(left)
+    if pid is None and not left:
         print("No stack started by `make up` is running here (a `make up` in the foreground "
               "stops with Ctrl-C).")
-        return 0
-    print(f"Stopping the stack (pid {pid})...", flush=True)
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _is_devstack(pid):
-            print("Stopped.")
-            return 0
-        time.sleep(0.2)
-    print(f"pid {pid} is still running after {timeout:.0f}s; see {LOG_DIR}/.", file=sys.stderr)
-    return 1
+    else:
+        print("Stopped.")
+    return 0

@@ -1,6 +1,7 @@
 # DigitOps MLflow tracking server and model registry: SQLite and artifacts under /mlruns,
-# which compose bind-mounts from ./mlruns. The mlflow pin comes from pyproject.toml's
-# training extra, so server and client always agree.
+# which compose bind-mounts from ./mlruns, or PostgreSQL and an S3 bucket (k8s/, the compose
+# `stores` profile). Its packages are pyproject.toml's tracking-server extra, whose mlflow pin
+# is training's, so server and client always agree.
 #   docker build --network host -f docker/mlflow.Dockerfile -t digitops-mlflow .
 #   docker run --rm --network host -v "$PWD/mlruns:/mlruns" digitops-mlflow
 # The cache mounts need BuildKit: on by default since Docker 23; with docker-compose 1.x,
@@ -13,7 +14,7 @@ FROM python:3.11-slim-bookworm AS requirements
 WORKDIR /src
 COPY pyproject.toml constraints.tx[t] docker/requirements.py ./
 RUN mkdir /requirements && touch constraints.txt && cp constraints.txt /requirements/ \
- && python requirements.py training --only mlflow >/requirements/rest.txt
+ && python requirements.py tracking-server >/requirements/rest.txt
 
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
@@ -34,14 +35,17 @@ RUN groupadd --non-unique --gid "${APP_GID}" app \
  && chown "${APP_UID}:${APP_GID}" /mlruns
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
-    PYTHONDONTWRITEBYTECODE=1
+    PYTHONDONTWRITEBYTECODE=1 \
+    WRITABLE_DIRS=/mlruns
+COPY docker/writable-entrypoint.sh /usr/local/bin/
 WORKDIR /mlruns
 USER ${APP_UID}:${APP_GID}
 EXPOSE 5000
 # /health is exempt from MLflow's Host-header check.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
   CMD ["python", "-c", "import urllib.request as u; u.urlopen('http://127.0.0.1:5000/health', timeout=4)"]
-ENTRYPOINT ["mlflow"]
+# Stops at once, naming APP_UID/APP_GID, when ./mlruns is not writable by the container's uid.
+ENTRYPOINT ["writable-entrypoint.sh", "mlflow"]
 # --allowed-hosts: MLflow refuses Host headers it does not know; these are compose's service
 # name and what a browser on the host sends.
 CMD ["server", "--backend-store-uri", "sqlite:////mlruns/mlflow.db", \

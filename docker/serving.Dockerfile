@@ -1,10 +1,11 @@
 # DigitOps' own TF-Serving-compatible server (`python -m serving`) in an image that keeps the
 # official tensorflow/serving image's contract: MODEL_NAME and MODEL_BASE_PATH, extra flags
-# appended to the command, REST on 8501 (gRPC is not implemented: --port is accepted and
-# logged as ignored). For hosts where tensorflow/serving cannot run (it is amd64-only):
-# set SERVING_IMAGE=digitops-serving:<tag> in .env and compose builds and uses this one.
+# appended to the command, gRPC on 8500 and REST on 8501, batching with
+# --enable_batching --batching_parameters_file. For hosts where tensorflow/serving cannot run
+# (it is amd64-only): set SERVING_IMAGE=digitops-serving:<tag> in .env and compose builds and
+# uses this one.
 #   docker build --network host -f docker/serving.Dockerfile -t digitops-serving .
-#   docker run --rm -p 8501:8501 -v "$PWD/models/mnist:/models/mnist:ro" \
+#   docker run --rm -p 8500:8500 -p 8501:8501 -v "$PWD/models/mnist:/models/mnist:ro" \
 #     -e MODEL_NAME=mnist digitops-serving
 # The cache mounts need BuildKit: on by default since Docker 23; with docker-compose 1.x,
 # export DOCKER_BUILDKIT=1 first.

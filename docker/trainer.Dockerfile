@@ -55,16 +55,18 @@ ENV PATH=/opt/venv/bin:$PATH \
     TF_CPP_MIN_LOG_LEVEL=1 \
     MODELS_DIR=/models \
     MODELS_CONFIG=/config/models.config \
-    SERVING_BASE_PATH=/models/mnist
+    SERVING_BASE_PATH=/models/mnist \
+    WRITABLE_DIRS="/models /config"
+COPY docker/writable-entrypoint.sh /usr/local/bin/
 WORKDIR /app
 COPY contract.py ./
-COPY serving/ serving/
 COPY training/ training/
 # The feedback store's schema and reader, shared with the web UI (no Flask app is built).
 COPY webui/ webui/
 USER ${APP_UID}:${APP_GID}
 # One-shot job: no HEALTHCHECK.
-ENTRYPOINT ["python", "-m", "training"]
+# Stops at once, naming APP_UID/APP_GID, when ./models or ./serving is not writable.
+ENTRYPOINT ["writable-entrypoint.sh", "python", "-m", "training"]
 CMD ["bootstrap"]
 # Last, so a new commit rebuilds nothing above: the run's code version where .git is absent.
 ARG GIT_COMMIT=""

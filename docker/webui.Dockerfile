@@ -1,4 +1,4 @@
-# DigitOps web UI: the Flask app under gunicorn (`python -m webui`). No TensorFlow: it only
+# DigitOps web UI: the Flask app under waitress (`python -m webui`). No TensorFlow: it only
 # validates drawings and proxies them to TF Serving.
 #   docker build --network host -f docker/webui.Dockerfile -t digitops-webui .
 #   docker run --rm --network host -e TF_SERVING_URL=http://localhost:8501 digitops-webui

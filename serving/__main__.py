@@ -1,7 +1,9 @@
-"""Run the TF-Serving-compatible REST server (stands in for tensorflow/serving without Docker).
+"""Run the TF-Serving-compatible REST and gRPC server (tensorflow/serving without Docker).
 
 Usage:
-    python -m serving --rest_api_port=8501 --model_config_file=serving/models.config \\
+    python -m serving --port=8500 --rest_api_port=8501 \\
+        --model_config_file=serving/models.config \\
+        --enable_batching --batching_parameters_file=serving/batching.config \\
         --monitoring_config_file=serving/monitoring.config
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import time
 
 from google.protobuf import text_format
 
@@ -18,6 +21,32 @@ from serving.config import Settings, parse_args
 from serving.errors import ServingError
 
 log = logging.getLogger("serving")
+QUEUE_LOG_EVERY_S = 10.0
+
+
+class OncePer(logging.Filter):
+    """Let one record through per `seconds`, saying how many were held back since.
+
+    Waitress warns "Task queue depth is N" for every request that waits for a thread: under
+    load that is thousands of lines saying one thing.
+    """
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds = seconds
+        self._next = 0.0
+        self._held = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        if now < self._next:
+            self._held += 1
+            return False
+        if self._held:
+            record.msg = f"{record.msg} ({self._held} more such warnings in the last " \
+                         f"{self.seconds:.0f}s)"
+        self._next, self._held = now + self.seconds, 0
+        return True
 
 
 def _configure_tensorflow(settings: Settings) -> None:
@@ -38,19 +67,36 @@ def _metrics_path(settings: Settings) -> str | None:
     return prometheus.path if prometheus.enable else None
 
 
+def _batching_options(settings: Settings):
+    """The batching.config's options, TF Serving's defaults without a file, None when off."""
+    from serving.batching import BatchingOptions
+
+    if not settings.enable_batching:
+        if settings.batching_parameters_file:  # the real server reads it anyway: so do we
+            protos.read_batching_parameters(settings.batching_parameters_file)
+        return None
+    if not settings.batching_parameters_file:
+        return BatchingOptions()
+    return BatchingOptions.from_proto(
+        protos.read_batching_parameters(settings.batching_parameters_file))
+
+
 def run(settings: Settings) -> int:
-    """Load the models, then serve REST until SIGTERM or Ctrl-C; return the exit status."""
+    """Load the models, then serve REST and gRPC until SIGTERM or Ctrl-C; return the status."""
     import waitress
 
+    from serving.batching import Batching, Direct
+    from serving.grpc_api import GrpcApi, create_server, grpc_address
     from serving.manager import Manager
+    from serving.metrics import Metrics
     from serving.rest import DEFAULT_METRICS_PATH, create_app
 
     if settings.ignored:
         log.warning("Accepted but ignored (not implemented by python -m serving): %s",
                     ", ".join(f"--{name}" for name in settings.ignored))
+    logging.getLogger("waitress.queue").addFilter(OncePer(QUEUE_LOG_EVERY_S))
     try:
-        if settings.batching_parameters_file:  # the real server refuses a bad file: so do we
-            protos.read_batching_parameters(settings.batching_parameters_file)
+        batching = _batching_options(settings)
         metrics_path = _metrics_path(settings)
         _configure_tensorflow(settings)
         manager = Manager(settings)
@@ -58,11 +104,33 @@ def run(settings: Settings) -> int:
     except (ServingError, OSError, text_format.ParseError) as err:
         log.error("Failed to start server. Error: %s", err)
         return 1
-    app = create_app(manager, metrics_path)
-    server = waitress.create_server(app, host="0.0.0.0", port=settings.rest_api_port,
-                                    threads=settings.rest_api_num_threads)
+    predictor = Batching(batching) if batching else Direct()
+    metrics = Metrics()
+    app = create_app(manager, metrics_path, metrics=metrics, predictor=predictor,
+                     max_request_bytes=settings.max_request_bytes)
+    grpc_server = None
+    try:
+        if settings.port:
+            grpc_server = create_server(GrpcApi(manager, predictor, metrics), settings.host,
+                                        settings.port, settings.rest_api_num_threads,
+                                        settings.max_request_bytes)
+        # Waitress buffers a body (beyond 512 KiB in a temporary file) before the app sees
+        # it; the app refuses one over the limit with TF Serving's JSON error. Waitress's own
+        # cap, higher, bounds what a body without Content-Length (chunked) can make it buffer.
+        server = waitress.create_server(app, host=settings.host, port=settings.rest_api_port,
+                                        threads=settings.rest_api_num_threads,
+                                        max_request_body_size=4 * settings.max_request_bytes)
+    except OSError as err:
+        log.error("Failed to start server. Error: %s", err)
+        manager.stop()
+        return 1
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    log.info("Exporting HTTP/REST API at:localhost:%d ...", settings.rest_api_port)
+    if grpc_server is not None:
+        grpc_server.start()
+        log.info("Running gRPC ModelServer at %s ...", grpc_address(settings.host, settings.port))
+    log.info("Exporting HTTP/REST API at:%s:%d ...", settings.host, settings.rest_api_port)
+    if batching:
+        log.info("Batching: %s", batching)
     if metrics_path is not None:
         log.info("Prometheus metrics at %s", metrics_path or DEFAULT_METRICS_PATH)
     try:
@@ -70,7 +138,10 @@ def run(settings: Settings) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        if grpc_server is not None:
+            grpc_server.stop(grace=2)
         manager.stop()
+        predictor.close()
         server.close()
     return 0
 

@@ -13,16 +13,17 @@ import argparse
 import os
 from dataclasses import dataclass
 
-from contract import REST_PORT
+from contract import GRPC_PORT, REST_PORT
 
 DESCRIPTION = """\
-A TensorFlow-Serving-compatible REST server for machines without Docker, and for tests.
+A TensorFlow-Serving-compatible REST and gRPC server for machines without Docker, and for tests.
 
 It stands in for tensorflow/serving where Docker (or the official binary) is missing: same
-flags, same REST API (/v1/models/...), same models.config, same status codes and error
-messages, Prometheus metrics at the path monitoring.config names. It serves SavedModels with
-TensorFlow in one process. Whenever `tensorflow_model_server` is on PATH, or the official
-image can run, use that instead: the stack does.
+flags, same REST API (/v1/models/...), same gRPC PredictionService and ModelService, same
+models.config and batching.config, same status codes and error messages, Prometheus metrics
+at the path monitoring.config names. It serves SavedModels with TensorFlow in one process.
+Whenever `tensorflow_model_server` is on PATH, or the official image can run, use that
+instead: the stack does.
 """
 
 USAGE_EXAMPLE = """\
@@ -30,15 +31,16 @@ example:
   python -m serving --rest_api_port=8501 --model_config_file=serving/models.config \\
       --model_config_file_poll_wait_seconds=10 \\
       --monitoring_config_file=serving/monitoring.config
-  python -m serving --model_name=mnist --model_base_path=$PWD/models/mnist
+  python -m serving --model_name=mnist --model_base_path=$PWD/models/mnist \\
+      --enable_batching --batching_parameters_file=serving/batching.config
 """
 
-# Official flags this server accepts but does not act on (gRPC, batching, TPU/GPU, TFRT ...).
+# Official flags this server accepts but does not act on (gRPC tuning, TPU/GPU, TFRT ...).
 IGNORED_FLAGS = (
-    "port", "grpc_socket_path", "grpc_channel_arguments", "grpc_max_threads",
+    "grpc_socket_path", "grpc_channel_arguments", "grpc_max_threads",
     "enable_grpc_healthcheck_service", "use_alts_credentials", "ssl_config_file",
-    "rest_api_timeout_in_ms", "rest_api_enable_cors_headers", "enable_batching",
-    "batching_parameters_file", "enable_per_model_batching_parameters",
+    "rest_api_timeout_in_ms", "rest_api_enable_cors_headers",
+    "enable_per_model_batching_parameters",
     "num_load_threads", "num_unload_threads", "max_num_load_retries",
     "load_retry_interval_micros", "flush_filesystem_caches",
     "tensorflow_session_parallelism", "tensorflow_session_config_file",
@@ -61,8 +63,14 @@ def _bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
 
 
+# Largest REST body or gRPC message accepted: 32 rows of big photos fit; 20,000 rows do not.
+MAX_REQUEST_BYTES = 16 * 1024 * 1024
+
+
 @dataclass(frozen=True)
 class Settings:
+    host: str = "0.0.0.0"
+    port: int = GRPC_PORT
     rest_api_port: int = REST_PORT
     rest_api_num_threads: int = 4 * (os.cpu_count() or 1)
     model_config_file: str = ""
@@ -75,8 +83,10 @@ class Settings:
     enable_model_warmup: bool = True
     tensorflow_intra_op_parallelism: int = 0
     tensorflow_inter_op_parallelism: int = 0
+    enable_batching: bool = False
+    batching_parameters_file: str = ""
+    max_request_bytes: int = MAX_REQUEST_BYTES
     ignored: tuple[str, ...] = ()  # official flags given on the command line but not acted on
-    batching_parameters_file: str = ""  # parsed at start so a bad file fails as it would there
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,6 +101,11 @@ def build_parser() -> argparse.ArgumentParser:
         flag(f"--{name}", type=_bool, nargs="?", const=True, default=default,
              help=f"{text} (default: {str(default).lower()})")
 
+    flag("--host", default=defaults.host,
+         help="address REST and gRPC listen on; 127.0.0.1 keeps them to this machine "
+              f"(default: {defaults.host}, every interface, as tensorflow_model_server)")
+    flag("--port", type=int, default=defaults.port,
+         help=f"port for the gRPC API; 0 turns gRPC off (default: {defaults.port})")
     flag("--rest_api_port", type=int, default=defaults.rest_api_port,
          help=f"port for the HTTP/REST API (default: {defaults.rest_api_port})")
     flag("--rest_api_num_threads", type=int, default=defaults.rest_api_num_threads,
@@ -114,6 +129,15 @@ def build_parser() -> argparse.ArgumentParser:
            "let version_labels name versions that are not loaded (yet)")
     switch("enable_model_warmup", True,
            "replay assets.extra/tf_serving_warmup_requests before a version serves")
+    switch("enable_batching", False,
+           "batch concurrent predict requests together (REST and gRPC alike)")
+    flag("--batching_parameters_file", default="",
+         help="BatchingParameters text proto for --enable_batching; without it TF Serving's "
+              "defaults apply (default: none)")
+    flag("--max_request_bytes", type=int, default=defaults.max_request_bytes,
+         help="largest REST request body or gRPC message accepted; larger ones are refused "
+              "before they are parsed. Not a tensorflow_model_server flag (default: "
+              f"{defaults.max_request_bytes})")
     flag("--tensorflow_intra_op_parallelism", type=int, default=0,
          help="threads inside one TensorFlow op; 0 lets TensorFlow choose (default: 0)")
     flag("--tensorflow_inter_op_parallelism", type=int, default=0,
@@ -134,6 +158,5 @@ def parse_args(argv: list[str] | None = None) -> Settings:
     if not args["model_config_file"] and not args["model_base_path"]:
         parser.error("give --model_config_file, or --model_base_path (and --model_name)")
     ignored = tuple(name for name in IGNORED_FLAGS if args[name] is not None)
-    batching_file = args["batching_parameters_file"] or ""
     implemented = {k: v for k, v in args.items() if k not in IGNORED_FLAGS}
-    return Settings(**implemented, ignored=ignored, batching_parameters_file=batching_file)
+    return Settings(**implemented, ignored=ignored)

@@ -33,14 +33,11 @@ _NO_TRACES = "<stack traces unavailable>"
 class ServingError(Exception):
     """A request or load failure with TF Serving's code name (e.g. "NOT_FOUND") and message."""
 
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: str, message: str, http_status: int | None = None):
         super().__init__(message)
         self.code = code
         self.message = message
-
-    @property
-    def http_status(self) -> int:
-        return HTTP_STATUS[self.code]
+        self.http_status = http_status or HTTP_STATUS[code]
 
 
 def invalid(message: str) -> ServingError:

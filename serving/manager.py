@@ -1,6 +1,7 @@
 """Which versions are served: read models.config, watch version folders, load and unload.
 
-One background thread does all the changing; request threads only read. What a request
+Changes come from one background thread (and gRPC's HandleReloadConfigRequest), one at a
+time under a lock; request threads only read. What a request
 sees of a model is a `ModelView`, a frozen snapshot that the thread replaces whole after
 each load or unload. A request takes the view once, so a version unloaded meanwhile still
 answers the requests that already hold it: hot reloads fail no request in flight.
@@ -127,6 +128,7 @@ class Manager:
         self._history: dict[str, dict[int, VersionStatus]] = {}
         self._failed: dict[tuple[str, int], tuple] = {}  # failed loads by folder fingerprint
         self._lock = threading.Lock()  # guards _history
+        self._writer = threading.Lock()  # one change at a time: the watcher or a gRPC reload
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -206,13 +208,14 @@ class Manager:
         while not self._stop.wait(min(waits)):
             now = time.monotonic()
             try:
-                if config_every > 0 and now >= next_config + config_every:
-                    next_config = now
-                    self._reload_config()
-                if scan_every > 0 and now >= next_scan + scan_every:
-                    next_scan = now
-                    for name, model in list(self._models.items()):
-                        self._sync(name, model)
+                with self._writer:
+                    if config_every > 0 and now >= next_config + config_every:
+                        next_config = now
+                        self._reload_config()
+                    if scan_every > 0 and now >= next_scan + scan_every:
+                        next_scan = now
+                        for name, model in list(self._models.items()):
+                            self._sync(name, model)
             except Exception:  # the watcher must outlive any surprise; the log says what
                 log.exception("Version manager cycle failed; will retry")
 
@@ -223,6 +226,19 @@ class Manager:
         if settings.model_config_file:
             return models_config.read(settings.model_config_file)
         return single_model_config(settings.model_name, settings.model_base_path)
+
+    def reload(self, config: model_server_config_pb2.ModelServerConfig) -> None:
+        """HandleReloadConfigRequest: serve `config` now, or raise and keep the current one.
+
+        As in TF Serving, a polled --model_config_file that differs replaces it again.
+        """
+        models = validate(config)
+        if not self._settings.allow_version_labels_for_unavailable_models:
+            self._check_labels(models)
+        with self._writer:
+            if models != self._models:
+                log.info("Applying the config of a ReloadConfigRequest")
+                self._apply(models)
 
     def _reload_config(self) -> None:
         try:
@@ -236,6 +252,10 @@ class Manager:
                       self._settings.model_config_file, err)
             return
         log.info("Applying changed %s", self._settings.model_config_file)
+        self._apply(models)
+
+    def _apply(self, models: dict[str, ModelConfig]) -> None:
+        """Unload removed models, then load and label what `models` asks for."""
         for name in set(self._models) - set(models):
             self._unload(name, list(self._views.get(name, ModelView()).servables))
             self._views = {k: v for k, v in self._views.items() if k != name}

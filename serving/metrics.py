@@ -1,4 +1,4 @@
-"""Prometheus metrics of the REST API: request count and latency by model, version, status.
+"""Prometheus metrics of REST and gRPC: request count and latency by model, version, status.
 
 Each app gets its own registry, so several apps (tests) can live in one process. `status` is
 TF Serving's code name (OK, NOT_FOUND, ...), as in its own `:tensorflow:serving:request_count`.

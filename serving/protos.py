@@ -2,8 +2,10 @@
 
 tensorflow-serving-api ships ModelServerConfig but not these two, so their fields are
 transcribed here from upstream (`config/monitoring_config.proto`,
-`servables/tensorflow/session_bundle_config.proto`, BatchingParameters' long-standing fields)
-and parsed with protobuf's own text format: a file that parses here parses in the real server.
+`servables/tensorflow/session_bundle_config.proto`, BatchingParameters' long-standing fields
+plus large batch splitting) and parsed with protobuf's own text format: a file that parses
+here parses in the real server. Text format goes by field names, so the numbers of the two
+splitting fields, which are ours, never meet a file.
 """
 
 from __future__ import annotations
@@ -47,7 +49,10 @@ def _build_file() -> descriptor_pb2.FileDescriptorProto:
             ("num_batch_threads", 4, _F.TYPE_MESSAGE, int64, one),
             ("thread_pool_name", 5, _F.TYPE_MESSAGE, ".google.protobuf.StringValue", one),
             ("allowed_batch_sizes", 6, _F.TYPE_INT64, "", many),
-            ("pad_variable_length_inputs", 7, _F.TYPE_BOOL, "", one))
+            ("pad_variable_length_inputs", 7, _F.TYPE_BOOL, "", one),
+            ("enable_large_batch_splitting", 8, _F.TYPE_MESSAGE,
+             ".google.protobuf.BoolValue", one),
+            ("max_execution_batch_size", 9, _F.TYPE_MESSAGE, int64, one))
     return file
 
 

@@ -13,8 +13,11 @@ import logging
 import re
 import time
 
+import orjson
 from flask import Flask, Response, request
 
+from serving.batching import Batching, Direct
+from serving.config import MAX_REQUEST_BYTES
 from serving.errors import ServingError, from_exception, invalid
 from serving.manager import Manager
 from serving.metrics import Metrics
@@ -30,8 +33,15 @@ INT64_MAX = 2**63 - 1
 DEFAULT_METRICS_PATH = "/monitoring/prometheus/metrics"
 
 
+def _dumps(body: dict) -> bytes:
+    """orjson writes a prediction's floats 15x faster than json; it writes NaN and Infinity
+    as null where TF Serving writes NaN and Infinity, so a body with a null goes through json."""
+    text = orjson.dumps(body)
+    return json.dumps(body).encode() if b"null" in text else text
+
+
 def _json(body: dict, status: int = 200) -> Response:
-    return Response(json.dumps(body), status=status, mimetype="application/json")
+    return Response(_dumps(body), status=status, mimetype="application/json")
 
 
 def _version(text: str | None) -> int | None:
@@ -45,9 +55,12 @@ def _version(text: str | None) -> int | None:
 class RestApi:
     """Dispatches one /v1 request and records it in the metrics."""
 
-    def __init__(self, manager: Manager, metrics: Metrics):
+    def __init__(self, manager: Manager, metrics: Metrics, predictor: Batching | Direct,
+                 max_request_bytes: int):
         self.manager = manager
         self.metrics = metrics
+        self.predictor = predictor
+        self.max_request_bytes = max_request_bytes
 
     def handle(self) -> Response:
         started = time.perf_counter()
@@ -90,19 +103,31 @@ class RestApi:
         return {"model_version_status": [s.to_json() for s in statuses]}
 
     def _predict(self, call: dict, model: str, version: int | None, label: str | None) -> dict:
+        size = request.content_length or 0
+        if size > self.max_request_bytes:  # refused before it is parsed
+            raise ServingError("RESOURCE_EXHAUSTED", f"Request body of {size} bytes is larger "
+                               f"than the limit of {self.max_request_bytes} bytes "
+                               "(--max_request_bytes)", http_status=413)
         doc = parse_body(request.get_data())
         signature = signature_name(doc)
         servable = self.manager.servable(model, version, label)
         call["version"] = str(servable.version)
+        if isinstance(doc.get("instances"), list):  # refuse a huge batch before converting it
+            self.predictor.admit(len(doc["instances"]))
         inputs, fmt = to_inputs(doc, servable.input_specs(signature))
-        return to_body(servable.predict(signature, inputs), fmt)
+        return to_body(self.predictor.predict(servable, signature, inputs), fmt)
 
 
-def create_app(manager: Manager, metrics_path: str | None = None) -> Flask:
-    """Build the REST app; `metrics_path` (from monitoring.config) enables Prometheus."""
+def create_app(manager: Manager, metrics_path: str | None = None, *,
+               metrics: Metrics | None = None, predictor: Batching | Direct | None = None,
+               max_request_bytes: int = MAX_REQUEST_BYTES) -> Flask:
+    """Build the REST app; `metrics_path` (from monitoring.config) enables Prometheus.
+
+    `metrics` and `predictor` are shared with the gRPC API when both run.
+    """
     app = Flask(__name__)
-    metrics = Metrics()
-    api = RestApi(manager, metrics)
+    metrics = metrics or Metrics()
+    api = RestApi(manager, metrics, predictor or Direct(), max_request_bytes)
     app.add_url_rule("/v1", "v1_root", api.handle, methods=["GET", "POST"])
     app.add_url_rule("/v1/<path:rest>", "v1", lambda rest: api.handle(), methods=["GET", "POST"])
     if metrics_path is not None:

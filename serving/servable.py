@@ -20,7 +20,7 @@ from google.protobuf.message import DecodeError
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
 from serving.errors import ServingError, from_exception, invalid
-from serving.tensors import STRING
+from serving.tensors import STRING, type_name
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +79,40 @@ class Servable:
             raise invalid(f'Serving signature name: "{name}" not found in signature def')
         return {k: _dtype(v) for k, v in self.signature_defs[name].inputs.items()}
 
+    def check_inputs(self, signature_name: str, inputs: Mapping[str, np.ndarray]) -> None:
+        """Refuse inputs whose names, dtypes or shapes the signature does not declare.
+
+        TensorFlow would reshape a flat [784] row into [28, 28] silently, or fail deep in the
+        graph; TF Serving's session refuses a feed that does not match the placeholder.
+        """
+        name = signature_name or DEFAULT_SIGNATURE
+        specs = self.input_specs(name)
+        if set(inputs) != set(specs):
+            raise invalid(f"input size does not match signature: {len(inputs)}!={len(specs)} "
+                          f"len({{{','.join(sorted(inputs))}}}) != "
+                          f"len({{{','.join(sorted(specs))}}}). Sent extra: "
+                          f"{{{','.join(sorted(set(inputs) - set(specs)))}}}. Missing but "
+                          f"required: {{{','.join(sorted(set(specs) - set(inputs)))}}}.")
+        for index, key in enumerate(sorted(specs)):
+            array, dtype = inputs[key], specs[key]
+            actual = STRING if array.dtype.kind in "OS" else array.dtype
+            if actual != dtype:
+                raise invalid(f"Expects arg[{index}] to be {type_name(dtype)} but "
+                              f"{type_name(actual)} is provided")
+            shape = self.signature_defs[name].inputs[key].tensor_shape
+            if shape.unknown_rank:
+                continue
+            expected = [d.size for d in shape.dim]
+            if len(expected) != array.ndim or any(
+                    e not in (-1, a) for e, a in zip(expected, array.shape, strict=True)):
+                raise invalid(f"input tensor {key} has shape {_dims(array.shape)}, but the "
+                              f"signature expects {_dims(expected)}")
+
     def predict(self, signature_name: str, inputs: Mapping[str, np.ndarray]
                 ) -> dict[str, np.ndarray]:
         """Run one signature on numpy inputs; TensorFlow's errors become ServingErrors."""
         name = signature_name or DEFAULT_SIGNATURE
+        self.check_inputs(name, inputs)
         specs = self.input_specs(name)
         function = self.functions[name]
         try:
@@ -123,6 +153,10 @@ class Servable:
             self.predict(request.model_spec.signature_name, inputs)
             count += 1
         log.info("Warmed up %s version %d with %d requests", self.name, self.version, count)
+
+
+def _dims(shape) -> str:
+    return "[" + ",".join(str(d) for d in shape) + "]"
 
 
 def _tf_dtype(dtype: np.dtype) -> tf.DType:

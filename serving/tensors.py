@@ -31,6 +31,7 @@ _TYPE_NAMES = {
 }
 _FLOAT_SIGNIFICAND_BITS = {np.dtype(np.float32): 24, np.dtype(np.float64): 53}
 _FULL_PRECISION = {np.dtype(np.float32): ".9g", np.dtype(np.float64): ".17g"}
+MAX_DIMS = 64  # numpy's limit; TensorFlow's is 254, and no signature here comes near either
 
 
 class Format(Enum):
@@ -44,7 +45,10 @@ def type_name(dtype: np.dtype) -> str:
 
 def _show(value: Any, limit: int = 200) -> str:
     """A JSON value for an error message, cut short: requests can hold megabytes."""
-    text = json.dumps(value, separators=(",", ":"))
+    try:
+        text = json.dumps(value, separators=(",", ":"))
+    except RecursionError:  # nested deeper than json.dumps goes: show its start only
+        text = str(value)[:limit + 1]
     return text if len(text) <= limit else text[:limit] + "..."
 
 
@@ -62,6 +66,8 @@ def parse_body(body: bytes) -> dict:
         raise invalid("JSON Parse error: The document is empty")
     try:
         doc = json.loads(body)
+    except RecursionError:
+        raise invalid("JSON Parse error: The document is nested too deeply") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         offset = getattr(err, "pos", getattr(err, "start", 0))
         reason = getattr(err, "msg", getattr(err, "reason", str(err)))
@@ -112,11 +118,19 @@ def _scalar(value: Any, dtype: np.dtype) -> Any:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _type_error(value, dtype)
     if dtype.kind == "f":
-        _check_lossless(np.asarray(value), dtype)
+        # A Python int may be beyond every numpy integer type (2**64): compare it as is.
+        if isinstance(value, int) and abs(value) > (1 << _FLOAT_SIGNIFICAND_BITS[dtype]) - 1:
+            raise _lossy(value, dtype)
+        _check_lossless(np.asarray(float(value)), dtype)
         return value
     if not isinstance(value, int) or not np.iinfo(dtype).min <= value <= np.iinfo(dtype).max:
         raise _type_error(value, dtype)
     return value
+
+
+def _lossy(value: Any, dtype: np.dtype) -> ServingError:
+    return invalid(f"Cannot convert JSON value: {_show(value)} to {type_name(dtype)} "
+                   "without loss of precision.")
 
 
 def _check_lossless(values: np.ndarray, dtype: np.dtype) -> None:
@@ -128,9 +142,7 @@ def _check_lossless(values: np.ndarray, dtype: np.dtype) -> None:
     else:
         bad = np.isfinite(values) & (np.abs(values) > np.finfo(dtype).max)
     if np.any(bad):
-        value = values.ravel()[int(np.argmax(bad.ravel()))].item()
-        raise invalid(f"Cannot convert JSON value: {_show(value)} to {type_name(dtype)} "
-                      "without loss of precision.")
+        raise _lossy(values.ravel()[int(np.argmax(bad.ravel()))].item(), dtype)
 
 
 def _shape(value: Any) -> list[int]:
@@ -180,6 +192,9 @@ def to_array(value: Any, dtype: np.dtype) -> np.ndarray:
             if quick is not None:
                 return quick.astype(dtype)
     shape = _shape(value)
+    if len(shape) > MAX_DIMS:
+        raise invalid(f"JSON Value: {_show(value, 40)} is nested {len(shape)} deep: a tensor "
+                      f"has at most {MAX_DIMS} dimensions")
     leaves: list = []
     _fill(value, shape, 0, dtype, leaves)
     if dtype == STRING:
@@ -279,19 +294,49 @@ def _from_columns(value: Any, specs: Mapping[str, np.dtype]) -> dict[str, np.nda
     return arrays
 
 
+def _rounded(values: np.ndarray, digits: int) -> np.ndarray:
+    """Each float32 value rounded to `digits` significant decimals, as the double nearest
+    that decimal (what float(f"{v:.{digits}g}") gives); NaN where this shortcut is unsure.
+
+    Exact, not approximate: a float32 has 24 significant bits and 10**k for k <= 12 fits in
+    28 more, so v * 10**k is computed without rounding, np.rint rounds half to even as
+    Python's formatting does, and m / 10**k is the double nearest the decimal m * 10**-k.
+    """
+    magnitude = np.abs(values)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        exponent = np.floor(np.log10(magnitude))
+        scale = digits - 1 - exponent
+        # log10 may land on the wrong side of a power of ten: leave those to the slow path
+        sure = (scale >= 0) & (scale <= 12) & np.isfinite(magnitude) & (magnitude > 0)
+        power = np.where(sure, scale, 0)
+        sure &= (magnitude >= 10.0 ** -power * 10 ** (digits - 1) * (1 + 1e-9)) & \
+            (magnitude < 10.0 ** -power * 10 ** digits * (1 - 1e-9))
+        factor = 10.0 ** power
+        rounded = np.copysign(np.rint(magnitude * factor) / factor, values)
+    return np.where(sure, rounded, np.nan)
+
+
 def _float_values(array: np.ndarray) -> np.ndarray:
     """Doubles equal to the decimal text TF Serving writes for each float (WriteDecimal)."""
     values = array.astype(np.float64)
     out = values.copy()
     # Whole numbers below a million print exactly either way (and most pixels are 0).
     todo = np.flatnonzero(~((values == np.floor(values)) & (np.abs(values) < 1e6)))
-    if todo.size:
-        flat, source = out.reshape(-1), values.reshape(-1)
-        short = np.array([float(f"{v:.6g}") for v in source[todo].tolist()])
-        exact = short.astype(array.dtype) == array.reshape(-1)[todo]
-        flat[todo[exact]] = short[exact]
-        spec = _FULL_PRECISION.get(array.dtype, ".9g")
-        flat[todo[~exact]] = [float(format(v, spec)) for v in source[todo[~exact]].tolist()]
+    if not todo.size:
+        return out
+    flat, source, given = out.reshape(-1), values.reshape(-1)[todo], array.reshape(-1)[todo]
+    if array.dtype == np.float32:  # the outputs of every model here: a vectorized path
+        short, full = _rounded(source, 6), _rounded(source, 9)
+        exact = short.astype(np.float32) == given
+        chosen = np.where(exact, short, full)
+        known = ~np.isnan(short) & ~np.isnan(chosen)  # whether short round-trips decides
+        flat[todo[known]] = chosen[known]
+        todo, source, given = todo[~known], source[~known], given[~known]
+    short = np.array([float(f"{v:.6g}") for v in source.tolist()])
+    exact = short.astype(array.dtype) == given
+    flat[todo[exact]] = short[exact]
+    spec = _FULL_PRECISION.get(array.dtype, ".9g")
+    flat[todo[~exact]] = [float(format(v, spec)) for v in source[~exact].tolist()]
     return out
 
 

@@ -62,6 +62,7 @@ def stack(tmp_path_factory, mnist_dir) -> Stack:
         models_config=str(root / "models.config"),
         serving_base_path=str(root / "models" / "mnist"),
         data_dir=str(mnist_dir),
+        drawn_per_digit=20,
     )
     result = train.run(settings, profile="quick", train_limit=12000, epochs=2, verbose=0)
     registry.promote(settings, version=result.version, min_accuracy=0.9)

@@ -60,6 +60,10 @@ def _add_training_flags(parser: argparse.ArgumentParser, profile_default: str) -
                              + default("width"))
     parser.add_argument("--augment", action=argparse.BooleanOptionalAction,
                         help=f"random shifts, turns and zooms while training {default('augment')}")
+    parser.add_argument("--redraw", type=_fraction,
+                        help="share of each batch redrawn along the digit's skeleton with a "
+                             "random round pen, slant and bend, like digits drawn on the page "
+                             + default("redraw"))
     parser.add_argument("--train-limit", type=_positive_int,
                         help="train on the first N shuffled images (default: all 60,000)")
     parser.add_argument("--seed", type=int, help="random seed (default: 0)")
@@ -84,10 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
                          help="registered version (default: the newest)")
     promote.add_argument("--min-accuracy", type=_fraction, default=0.98,
                          help="refuse below this test accuracy (default: 0.98)")
+    promote.add_argument("--tolerance", type=_fraction,
+                         help="refuse a version worse than the champion on MNIST test or on "
+                              "the drawn digits by more than this fraction (default: 0.001, "
+                              "0.1 point; training.registry.DEFAULT_TOLERANCE)")
     promote.add_argument("--canary", action="store_true",
                          help="make it the challenger (label canary) instead of the champion")
     promote.add_argument("--force", action="store_true",
-                         help="allow a champion worse than the current one: a rollback")
+                         help="skip the accuracy floor and the comparison with the "
+                              "champion: the rollback to any published version")
 
     commands.add_parser("list", help="registered versions, accuracy, aliases, publication")
 
@@ -116,13 +125,20 @@ def _training_kwargs(args) -> dict:
     return {"profile": args.profile, **hyperparams}
 
 
-def _mlflow_hint(settings, run_id: str) -> str:
+def _mlflow_hint(settings, result) -> str:
+    """Where to see the run: a link that opens MLflow on it (in model-training mode)."""
+    from contract import mlflow_run_url
     from training.tracking import is_remote
 
     if is_remote(settings.tracking_uri):
-        return f"{settings.tracking_uri.rstrip('/')}/#/experiments (run {run_id})"
+        return mlflow_run_url(settings.tracking_uri, result.experiment_id, result.run_id)
+    link = mlflow_run_url(f"http://localhost:{MLFLOW_PORT}", result.experiment_id, result.run_id)
     return (f"mlflow ui --backend-store-uri {settings.tracking_uri} --port {MLFLOW_PORT}, "
-            f"then http://localhost:{MLFLOW_PORT} (run {run_id})")
+            f"then {link}")
+
+
+def _percent(value: float | None) -> str:
+    return f"{value:.2%}" if value is not None else "-"
 
 
 def cmd_train(settings, args) -> int:
@@ -132,8 +148,9 @@ def cmd_train(settings, args) -> int:
     print(f"\nrun id         {result.run_id}"
           f"\nversion        {settings.model_name} v{result.version}"
           f"\ntest accuracy  {result.test_accuracy:.4f}"
+          f"\ndrawn digits   {_percent(result.canvas_accuracy)} (canvas_accuracy)"
           f"\npublished      {result.published_dir}"
-          f"\nMLflow         {_mlflow_hint(settings, result.run_id)}"
+          f"\nMLflow         {_mlflow_hint(settings, result)}"
           f"\nnext           python -m training promote --version {result.version}")
     return 0
 
@@ -141,10 +158,15 @@ def cmd_train(settings, args) -> int:
 def cmd_promote(settings, args) -> int:
     from training import registry
 
-    row = registry.promote(settings, args.version, args.min_accuracy, args.canary, args.force)
+    tolerance = registry.DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
+    row = registry.promote(settings, args.version, args.min_accuracy, args.canary, args.force,
+                           tolerance=tolerance)
     label = "canary (challenger)" if args.canary else "stable (champion)"
-    print(f"version {row.version} (test accuracy {row.test_accuracy:.4f}) is now {label}; "
-          f"wrote {settings.models_config}")
+    if args.force:
+        print(f"--force: skipped the accuracy floor ({args.min_accuracy}) and the comparison "
+              "with the champion")
+    print(f"version {row.version} (test accuracy {row.test_accuracy:.4f}, drawn digits "
+          f"{_percent(row.canvas_accuracy)}) is now {label}; wrote {settings.models_config}")
     return 0
 
 
@@ -155,11 +177,13 @@ def cmd_list(settings, args) -> int:
     if not rows:
         print("no registered versions yet: python -m training train")
         return 0
-    print(f"{'version':>7}  {'accuracy':>8}  {'published':9}  {'aliases':20}  run id")
+    print(f"{'version':>7}  {'accuracy':>8}  {'drawn':>7}  {'published':9}  {'aliases':20}  "
+          "run id")
     for row in rows:
         accuracy = f"{row.test_accuracy:.4f}" if row.test_accuracy is not None else "-"
-        print(f"{row.version:>7}  {accuracy:>8}  {'yes' if row.published else 'no':9}  "
-              f"{','.join(row.aliases) or '-':20}  {row.run_id}")
+        print(f"{row.version:>7}  {accuracy:>8}  {_percent(row.canvas_accuracy):>7}  "
+              f"{'yes' if row.published else 'no':9}  {','.join(row.aliases) or '-':20}  "
+              f"{row.run_id}")
     return 0
 
 

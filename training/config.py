@@ -13,13 +13,15 @@ from contract import (
     DEFAULT_TRACKING_URI,
     MODEL_NAME,
 )
-from serving.models_config import CONTAINER_BASE_PATH
+from training.models_config import CONTAINER_BASE_PATH
 
 # Settings field -> the environment variable that sets it (see .env.example).
 ENV_VARS = {
     "tracking_uri": "MLFLOW_TRACKING_URI",
     "artifact_root": "MLFLOW_ARTIFACT_ROOT",
     "data_dir": "MNIST_DIR",
+    "drawn_dir": "DRAWN_DIGITS_DIR",
+    "drawn_per_digit": "DRAWN_DIGITS_PER_DIGIT",
     "models_dir": "MODELS_DIR",
     "models_config": "MODELS_CONFIG",
     "serving_base_path": "SERVING_BASE_PATH",
@@ -36,6 +38,8 @@ class Settings:
     # Artifact folder for a local SQLite store; a tracking server decides its own.
     artifact_root: str = DEFAULT_ARTIFACT_ROOT
     data_dir: str | None = None  # None: download into the user cache
+    drawn_dir: str | None = None  # the drawn-digit set's folder; None: the user cache
+    drawn_per_digit: int = 300  # drawings of each digit that canvas_accuracy is measured on
     models_dir: str = DEFAULT_MODELS_DIR  # TF Serving's model base path's parent
     models_config: str = DEFAULT_MODELS_CONFIG
     # The base path written into models.config: where TF Serving sees models_dir/<name>.
@@ -49,6 +53,8 @@ class Settings:
     def from_env(cls, environ=os.environ) -> Settings:
         """Defaults, overridden by whichever of ENV_VARS are set and non-empty."""
         values = {f: environ[v] for f, v in ENV_VARS.items() if environ.get(v)}
+        if "drawn_per_digit" in values:
+            values["drawn_per_digit"] = int(values["drawn_per_digit"])
         return cls(**values)
 
     @property

@@ -34,13 +34,13 @@ def confusion_figure(matrix: np.ndarray) -> Figure:
 
 
 def misclassified_figure(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray,
-                         limit: int = 36) -> Figure:
-    """A grid of the first `limit` wrong test digits, titled true/predicted."""
+                         limit: int = 36, title: str = "Misclassified test digits") -> Figure:
+    """A grid of the first `limit` wrong digits, titled true/predicted."""
     wrong = np.flatnonzero(y_true != y_pred)[:limit]
     cols = 6
     rows = max(1, -(-len(wrong) // cols))
     fig = Figure(figsize=(cols * 1.3, rows * 1.5), layout="constrained")
-    fig.suptitle(f"Misclassified test digits ({len(np.flatnonzero(y_true != y_pred))} in all)")
+    fig.suptitle(f"{title} ({len(np.flatnonzero(y_true != y_pred))} in all)")
     for k, index in enumerate(wrong):
         ax = fig.add_subplot(rows, cols, k + 1)
         ax.imshow(images[index], cmap="gray")

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from contract import IMAGE_SIZE
+from contract import IMAGE_SIZE, MIN_INK_CONTRAST
 
 FIT_SIZE = 20
 INK_THRESHOLD = 0.05  # fraction of full ink that counts as part of the digit when cropping
-MIN_CONTRAST = 24.0  # below this (0-255) the image is taken as blank
+MIN_CONTRAST = float(MIN_INK_CONTRAST)  # below this (0-255) the image is taken as blank
 
 
 def _gray_and_alpha(image: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

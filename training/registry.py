@@ -11,11 +11,20 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from contract import CHALLENGER_ALIAS, CHAMPION_ALIAS, RUN_ID_TAG, TEST_ACCURACY_TAG
-from serving import models_config
+from contract import (
+    CANVAS_ACCURACY_TAG,
+    CHALLENGER_ALIAS,
+    CHAMPION_ALIAS,
+    RUN_ID_TAG,
+    TEST_ACCURACY_TAG,
+)
+from training import models_config
 from training.config import Settings
 
 SAVED_MODEL_ARTIFACT = "saved_model"
+# What the gate compares with the champion: the version tag, and how the refusal names it.
+GATED = {TEST_ACCURACY_TAG: "MNIST test", CANVAS_ACCURACY_TAG: "the drawn digits"}
+DEFAULT_TOLERANCE = 0.001  # 0.1 point: closer than that is noise between two runs
 
 
 class RegistryError(RuntimeError):
@@ -31,6 +40,7 @@ class VersionInfo:
     version: int
     run_id: str
     test_accuracy: float | None
+    canvas_accuracy: float | None
     aliases: tuple[str, ...]
     published: bool
 
@@ -52,8 +62,11 @@ def check_publishable(client, settings: Settings) -> None:
 
 
 def register(client, settings: Settings, run_id: str, artifact_uri: str,
-             test_accuracy: float) -> int:
-    """Create the next version of the registered model from the run's SavedModel artifact."""
+             metrics: dict[str, float], description: str | None = None) -> int:
+    """Create the next version of the registered model from the run's SavedModel artifact.
+
+    The gated metrics become version tags, so promote and the web UI read them in one call.
+    """
     from mlflow.exceptions import MlflowException
 
     try:
@@ -63,7 +76,8 @@ def register(client, settings: Settings, run_id: str, artifact_uri: str,
             settings.model_name, description="MNIST digit classifier served by TF Serving.")
     version = client.create_model_version(
         settings.model_name, source=f"{artifact_uri}/{SAVED_MODEL_ARTIFACT}", run_id=run_id,
-        tags={RUN_ID_TAG: run_id, TEST_ACCURACY_TAG: f"{test_accuracy:.6f}"},
+        description=description, tags={RUN_ID_TAG: run_id,
+              **{tag: f"{metrics[tag]:.6f}" for tag in GATED if tag in metrics}},
     )
     return int(version.version)
 
@@ -87,10 +101,11 @@ def versions(client, settings: Settings) -> list[VersionInfo]:
     rows = []
     for v in _versions(client, settings):
         full = client.get_model_version(settings.model_name, v.version)
-        accuracy = full.tags.get(TEST_ACCURACY_TAG)
+        tagged = {tag: float(full.tags[tag]) for tag in GATED if tag in full.tags}
         rows.append(VersionInfo(
             version=int(full.version), run_id=full.run_id,
-            test_accuracy=float(accuracy) if accuracy is not None else None,
+            test_accuracy=tagged.get(TEST_ACCURACY_TAG),
+            canvas_accuracy=tagged.get(CANVAS_ACCURACY_TAG),
             aliases=tuple(sorted(full.aliases)),
             published=(Path(settings.base_dir) / str(full.version)).is_dir(),
         ))
@@ -106,12 +121,27 @@ def alias_version(client, settings: Settings, alias: str) -> int | None:
         return None
 
 
+def worse_than(candidate: VersionInfo, champion: VersionInfo,
+               tolerance: float = DEFAULT_TOLERANCE) -> list[str]:
+    """Each gated metric on which candidate trails champion by more than tolerance, in words."""
+    found = []
+    for tag, what in GATED.items():
+        mine, theirs = getattr(candidate, tag), getattr(champion, tag)
+        if mine is not None and theirs is not None and mine < theirs - tolerance:
+            found.append(f"on {what} {mine:.2%} against {theirs:.2%} "
+                         f"({100 * (theirs - mine):.2f} points worse)")
+    return found
+
+
 def promote(settings: Settings, version: int | None = None, min_accuracy: float = 0.98,
-            canary: bool = False, force: bool = False, client=None) -> VersionInfo:
+            canary: bool = False, force: bool = False, client=None,
+            tolerance: float = DEFAULT_TOLERANCE) -> VersionInfo:
     """Gate a version, then set `champion` (or `challenger`) and rewrite models.config.
 
-    The gate refuses a version below min_accuracy, not published, or (for champion, unless
-    force, which is how a rollback is done) worse than the current champion.
+    The gate refuses a version that is not published, below min_accuracy, or (for champion)
+    worse than the current champion by more than `tolerance` on MNIST test or on the drawn
+    digits. `force` skips both accuracy checks: it is the rollback to any registered,
+    published version the user names.
     """
     from training import tracking
 
@@ -128,21 +158,22 @@ def promote(settings: Settings, version: int | None = None, min_accuracy: float 
     if not candidate.published:
         raise PromotionRefused(f"Version {version} is not published in {settings.base_dir}: "
                                "TF Serving could not load it.")
-    if accuracy < min_accuracy:
+    if not force and accuracy < min_accuracy:
         raise PromotionRefused(f"Version {version} has test accuracy {accuracy:.4f}, below the "
                                f"minimum {min_accuracy:.4f}.")
     champion = next((v for v, row in rows.items() if CHAMPION_ALIAS in row.aliases), None)
     if not canary and not force and champion is not None and champion != version:
-        best = rows[champion].test_accuracy or 0.0
-        if accuracy < best:
+        worse = worse_than(candidate, rows[champion], tolerance)
+        if worse:
             raise PromotionRefused(
-                f"Version {version} ({accuracy:.4f}) is worse than the champion, version "
-                f"{champion} ({best:.4f}). Use --force to roll back on purpose.")
+                f"Version {version} is worse than the champion, version {champion}, "
+                f"{' and '.join(worse)}; the tolerance is {100 * tolerance:.2f} points. "
+                "Use --force to roll back on purpose.")
         from training import feedback
 
-        worse = feedback.gate(settings, version, champion)
-        if worse:
-            raise PromotionRefused(f"{worse} Use --force to promote it anyway.")
+        worse_on_corrections = feedback.gate(settings, version, champion, tolerance)
+        if worse_on_corrections:
+            raise PromotionRefused(f"{worse_on_corrections} Use --force to promote it anyway.")
     alias = CHALLENGER_ALIAS if canary else CHAMPION_ALIAS
     client.set_registered_model_alias(settings.model_name, alias, version)
     if not canary and CHALLENGER_ALIAS in candidate.aliases:

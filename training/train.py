@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
+from training import canvas, drawn, feedback, registry, tracking
 from training import data as mnist_data
-from training import feedback, registry, tracking
 from training.config import Settings
-from training.profiles import DEFAULT_PROFILE, Hyperparams, hyperparams
+from training.profiles import DEFAULT_PROFILE, Hyperparams, hyperparams, run_name
 
 VALIDATION_FRACTION = 0.1
 MAX_VALIDATION = 5000
@@ -24,8 +24,10 @@ MAX_VALIDATION = 5000
 @dataclass(frozen=True)
 class TrainResult:
     run_id: str
+    experiment_id: str
     version: int
     test_accuracy: float
+    canvas_accuracy: float
     published_dir: Path
 
 
@@ -57,6 +59,31 @@ def compile_model(hp: Hyperparams, steps: int):
     return model
 
 
+def training_batches(x: np.ndarray, y: np.ndarray, hp: Hyperparams):
+    """Shuffled float32 batches in which a `hp.redraw` share of the digits are pen drawings.
+
+    Every image has one redrawn twin (training.augment); each epoch picks afresh which of the
+    two each batch shows, so the model sees MNIST's pencil and the page's pen side by side.
+    """
+    import tensorflow as tf
+
+    from training import augment
+
+    if not hp.redraw:
+        source = tf.data.Dataset.from_tensor_slices((x, y))
+        pick = lambda images, labels: (images, labels)  # noqa: E731
+    else:
+        source = tf.data.Dataset.from_tensor_slices(((x, augment.restroke(x, hp.seed)), y))
+
+        def pick(pair, labels):
+            drawn = tf.random.uniform([tf.shape(labels)[0], 1, 1]) < hp.redraw
+            return tf.where(drawn, pair[1], pair[0]), labels
+
+    return (source.shuffle(len(x), seed=hp.seed).batch(hp.batch_size).map(pick)
+            .map(lambda images, labels: (tf.cast(images, tf.float32), labels))
+            .prefetch(tf.data.AUTOTUNE))
+
+
 def _epoch_logger():
     """A Keras callback that logs each epoch's metrics, learning rate and duration to MLflow."""
     import keras
@@ -79,7 +106,7 @@ def _epoch_logger():
     return MlflowEpochLogger()
 
 
-def _log_datasets(mnist, train) -> None:
+def _log_datasets(mnist, train, drawn) -> None:
     import mlflow
     import mlflow.data
 
@@ -88,6 +115,12 @@ def _log_datasets(mnist, train) -> None:
                                          name=f"mnist-{context}")
         mlflow.log_input(dataset, context=context)
     mlflow.log_params({f"data.sha256.{name}": sha[:16] for name, sha in mnist.sha256.items()})
+    canvas = mlflow.data.from_numpy(
+        drawn.source_index, targets=drawn.labels, source=str(drawn.path or "drawn digits"),
+        name=f"drawn-digits-{drawn.digest[:12]}")
+    mlflow.log_input(canvas, context="canvas")
+    mlflow.log_params({"data.sha256.drawn_digits": drawn.digest[:16],
+                       "canvas_size": len(drawn)})
 
 
 def _evaluate(model, mnist) -> tuple[dict[str, float], np.ndarray]:
@@ -105,7 +138,7 @@ def _evaluate(model, mnist) -> tuple[dict[str, float], np.ndarray]:
     return metrics, predicted
 
 
-def _log_figures(mnist, predicted, history) -> None:
+def _log_figures(mnist, predicted, history, drawn, canvas_result) -> None:
     import mlflow
 
     from training import plots
@@ -115,6 +148,10 @@ def _log_figures(mnist, predicted, history) -> None:
     mlflow.log_figure(plots.misclassified_figure(mnist.x_test, mnist.y_test, predicted),
                       "plots/misclassified.png")
     mlflow.log_figure(plots.learning_curves_figure(history), "plots/learning_curves.png")
+    mlflow.log_figure(plots.misclassified_figure(
+        canvas_result.normalized, drawn.labels, canvas_result.predicted,
+        title="Misclassified drawn digits, as the model saw them"),
+        "plots/canvas_misclassified.png")
 
 
 def run(settings: Settings, *, profile: str = DEFAULT_PROFILE, verbose: int = 1,
@@ -126,6 +163,7 @@ def run(settings: Settings, *, profile: str = DEFAULT_PROFILE, verbose: int = 1,
     """
     hp = hyperparams(profile, **overrides)
     mnist = mnist_data.load(settings.data_dir)
+    drawn_digits = drawn.load(mnist, settings.drawn_dir, per_digit=settings.drawn_per_digit)
     train, val = split(mnist, hp.train_limit, hp.seed)
     corrections = feedback.prepare(settings, use_feedback)
     train = feedback.extend(train, corrections, use_feedback)
@@ -138,7 +176,9 @@ def run(settings: Settings, *, profile: str = DEFAULT_PROFILE, verbose: int = 1,
 
     steps = hp.epochs * -(-len(train[0]) // hp.batch_size)
     net = compile_model(hp, steps)
-    with mlflow.start_run(experiment_id=tracking.experiment_id(client, settings)) as active:
+    name = run_name(profile, hp)
+    with mlflow.start_run(experiment_id=tracking.experiment_id(client, settings),
+                          run_name=name) as active:
         run_id = active.info.run_id
         mlflow.set_tags({
             "mlflow.source.git.commit": tracking.git_commit(settings),
@@ -147,29 +187,35 @@ def run(settings: Settings, *, profile: str = DEFAULT_PROFILE, verbose: int = 1,
         })
         mlflow.log_params({**asdict(hp), "profile": profile, "param_count": net.count_params(),
                            "train_size": len(train[0]), "val_size": len(val[0])})
-        _log_datasets(mnist, train)
+        _log_datasets(mnist, train, drawn_digits)
         feedback.log_inputs(corrections, use_feedback)
         mlflow.log_text("\n".join(_summary_lines(net)), "model_summary.txt")
 
         logger = _epoch_logger()
         started = time.perf_counter()
-        history = net.fit(train[0].astype("float32"), train[1], validation_data=(
-            val[0].astype("float32"), val[1]), epochs=hp.epochs, batch_size=hp.batch_size,
-            callbacks=[logger], verbose=verbose)
+        history = net.fit(training_batches(*train, hp), validation_data=(
+            val[0].astype("float32"), val[1]), epochs=hp.epochs,
+            callbacks=[logger], shuffle=False, verbose=verbose)  # the batches come shuffled
         metrics, predicted = _evaluate(net, mnist)
         metrics.update(feedback.evaluate(lambda x: net.predict(x, verbose=0), corrections))
         metrics.update(train_seconds=time.perf_counter() - started,
                        seconds_per_epoch=float(np.mean(logger.seconds)))
-        mlflow.log_metrics(metrics)
-        _log_figures(mnist, predicted, history.history)
 
         with tempfile.TemporaryDirectory(prefix="digitops-export-") as tmp:
             export_dir = _export(net, Path(tmp) / "saved_model", mnist.x_test[:8])
+            drawn_result = canvas.evaluate(export_dir, drawn_digits)
+            metrics.update(drawn_result.metrics)
+            mlflow.log_metrics(metrics)
+            summary = (f"{name}: MNIST test {metrics['test_accuracy']:.2%}, drawn digits "
+                       f"{metrics['canvas_accuracy']:.2%}")
+            mlflow.set_tag("mlflow.note.content", summary)  # the run's description
+            _log_figures(mnist, predicted, history.history, drawn_digits, drawn_result)
             mlflow.log_artifacts(str(export_dir), artifact_path="saved_model")
             version = registry.register(client, settings, run_id, active.info.artifact_uri,
-                                        metrics["test_accuracy"])
+                                        metrics, description=summary)
             published = registry.publish(export_dir, settings, version)
-    return TrainResult(run_id, version, metrics["test_accuracy"], published)
+    return TrainResult(run_id, active.info.experiment_id, version, metrics["test_accuracy"],
+                       metrics["canvas_accuracy"], published)
 
 
 def _export(net, export_dir: Path, sample_pixels: np.ndarray) -> Path:

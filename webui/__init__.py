@@ -2,7 +2,7 @@
 
 The app holds no model. It validates the drawing, proxies it to TF Serving's REST API and
 shapes the answer. Build it with `create_app()`; run it with `python -m webui` or
-`gunicorn --threads 8 -b 0.0.0.0:8080 "webui:create_app()"`.
+`waitress-serve --call webui:create_app`.
 
 Environment (read when `create_app` runs, not at import):
     TF_SERVING_URL       TF Serving REST base URL (default http://localhost:8501)
@@ -15,6 +15,7 @@ Environment (read when `create_app` runs, not at import):
     CHALLENGER_TIMEOUT   seconds the answer waits at most for label canary's (default 0.3)
     FEEDBACK             on/off: corrections on the page and POST /api/feedback (default on)
     FEEDBACK_DB_URL      SQLAlchemy URL of the feedback store (default sqlite:///mlruns/feedback.db)
+    MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD  for an MLflow behind basic-auth
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ DEFAULTS = {
     "PENDING_MAX_BYTES": 64 * 1024 * 1024,  # memory for answers awaiting a correction
 }
 ENV_VARS = ("TF_SERVING_URL", "MODEL_NAME", "MODEL_LABEL", "TF_SERVING_TIMEOUT",
-            "MLFLOW_TRACKING_URI", "MLFLOW_UI_URL", "CONFIDENCE_THRESHOLD",
+            "MLFLOW_TRACKING_URI", "MLFLOW_UI_URL",
+            "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "CONFIDENCE_THRESHOLD",
             "CHALLENGER_TIMEOUT", "FEEDBACK", "FEEDBACK_DB_URL")
 SWITCH = {"on": True, "true": True, "1": True, "yes": True,
           "off": False, "false": False, "0": False, "no": False}
@@ -103,7 +105,7 @@ def load_config(test_config: Mapping | None = None, environ: Mapping | None = No
 
 def create_app(test_config: Mapping | None = None) -> Flask:
     """Build the web UI app; `test_config` overrides the defaults and the environment."""
-    from webui import api, ops, pages
+    from webui import api, openapi, ops, pages
     from webui.challenger import Challenger
     from webui.feedback import FeedbackStore
     from webui.metrics import Metrics
@@ -123,7 +125,8 @@ def create_app(test_config: Mapping | None = None) -> Flask:
         client, app.config["MODEL_LABEL"], app.config["VERSION_CACHE_SECONDS"])
     app.extensions["webui.runs"] = RunFinder(
         app.config["MLFLOW_TRACKING_URI"], app.config["MLFLOW_UI_URL"],
-        app.config["MODEL_NAME"], timeout=app.config["MLFLOW_TIMEOUT"])
+        app.config["MODEL_NAME"], timeout=app.config["MLFLOW_TIMEOUT"],
+        auth=_mlflow_auth(app.config))
     challenger = None
     if app.config["MODEL_LABEL"] != CANARY_LABEL:
         challenger = Challenger(
@@ -139,11 +142,18 @@ def create_app(test_config: Mapping | None = None) -> Flask:
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(ops.bp)
     app.after_request(_security_headers)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
     return app
+
+
+def _mlflow_auth(config: Mapping) -> tuple[str, str] | None:
+    """MLflow's own client variables, so one pair of settings serves the trainer and the UI."""
+    user = config.get("MLFLOW_TRACKING_USERNAME")
+    return (user, config.get("MLFLOW_TRACKING_PASSWORD", "")) if user else None
 
 
 def _security_headers(response):

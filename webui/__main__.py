@@ -1,7 +1,11 @@
-"""Run the web UI with gunicorn, the production server the container uses too.
+"""Run the web UI with waitress, the production server the container uses too.
 
 Usage:
     python -m webui --host 0.0.0.0 --port 8080
+
+Waitress reads every request whole (headers and body) in its I/O loop before a worker thread
+takes it, so clients that send slowly, or stop half-way, hold a socket and not a thread:
+`/healthz` and predictions keep answering (gunicorn's threads were each held by one).
 
 Configuration comes from the environment (TF_SERVING_URL, MODEL_NAME, MODEL_LABEL,
 TF_SERVING_TIMEOUT, MLFLOW_TRACKING_URI, MLFLOW_UI_URL); see `webui/__init__.py`.
@@ -10,17 +14,41 @@ TF_SERVING_TIMEOUT, MLFLOW_TRACKING_URI, MLFLOW_UI_URL); see `webui/__init__.py`
 from __future__ import annotations
 
 import argparse
+import logging
+import time
 
-from gunicorn.app.base import BaseApplication
+import waitress
 
 from contract import WEBUI_PORT
 from webui import create_app
+
+CONNECTION_LIMIT = 1000  # open sockets; each costs a buffer, not a thread
+IDLE_TIMEOUT = 30  # seconds a connection may send nothing before it is closed
+# Flask answers 413 (JSON) past MAX_CONTENT_LENGTH; past this waitress stops reading first.
+BODY_LIMIT_FACTOR = 2
+QUEUE_WARNING_EVERY = 10.0  # seconds between waitress's "Task queue depth" warnings
+
+
+class EveryFewSeconds(logging.Filter):
+    """Let one record through per `interval` seconds: waitress warns once per queued request."""
+
+    def __init__(self, interval: float):
+        super().__init__()
+        self.interval = interval
+        self.next_at = 0.0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        if now < self.next_at:
+            return False
+        self.next_at = now + self.interval
+        return True
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m webui",
-        description="Serve the DigitOps drawing page and its JSON API (gunicorn, one "
+        description="Serve the DigitOps drawing page and its JSON API (waitress, one "
                     "process with threads: the app only waits on TF Serving).")
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on; 0.0.0.0 for every interface "
@@ -32,33 +60,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-class _Gunicorn(BaseApplication):
-    """Gunicorn driven from Python, so `python -m webui` needs no separate command line."""
-
-    def __init__(self, app, options: dict):
-        self.application = app
-        self.options = options
-        super().__init__()
-
-    def load_config(self):
-        for key, value in self.options.items():
-            self.cfg.set(key, value)
-
-    def load(self):
-        return self.application
-
-
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     app = create_app()  # fails here, before binding, if the environment is wrong
-    _Gunicorn(app, {
-        "bind": f"{args.host}:{args.port}",
-        "workers": 1,  # one process keeps /metrics whole; threads do the waiting
-        "worker_class": "gthread",
-        "threads": args.threads,
-        "accesslog": "-",
-        "graceful_timeout": 5,
-    }).run()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("waitress.queue").addFilter(EveryFewSeconds(QUEUE_WARNING_EVERY))
+    waitress.serve(
+        app, host=args.host, port=args.port,
+        threads=args.threads,  # one process keeps /metrics whole; threads do the waiting
+        connection_limit=CONNECTION_LIMIT, channel_timeout=IDLE_TIMEOUT,
+        max_request_body_size=BODY_LIMIT_FACTOR * app.config["MAX_CONTENT_LENGTH"],
+        ident="digitops-webui",
+    )
 
 
 if __name__ == "__main__":

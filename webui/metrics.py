@@ -1,7 +1,7 @@
 """Prometheus metrics for the web UI, one registry per app so tests can build many apps.
 
-Run one gunicorn worker with threads (as `python -m webui` does): each worker process keeps
-its own counters, and one process keeps /metrics whole.
+Run one process with threads (as `python -m webui` does): each process keeps its own
+counters, and one process keeps /metrics whole.
 """
 
 from __future__ import annotations

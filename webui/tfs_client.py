@@ -1,8 +1,10 @@
 """A small HTTP client for TF Serving's REST API (or our compatible local server).
 
-It takes a base URL, keeps one pooled `requests.Session`, puts a timeout on every call and
+It takes a base URL, keeps one urllib3 connection pool, puts a timeout on every call and
 turns every way the model service can fail into one of three typed errors, which the API maps
 to 503 (unreachable or model not loaded), 504 (too slow) or 502 (an answer we cannot use).
+urllib3 rather than requests, and orjson rather than json: on the page's path they cost
+0.8 ms less per prediction (bench/webui_latency.py).
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ import threading
 import time
 from dataclasses import dataclass
 
-import requests
-from requests.adapters import HTTPAdapter
+import orjson
+import urllib3
+from urllib3.exceptions import HTTPError, NewConnectionError, TimeoutError
 
 from contract import (
     DIGIT_OUTPUT,
@@ -66,12 +69,9 @@ class TFServingClient:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.timeout = timeout
-        self.session = requests.Session()
         # No automatic retries: a retried predict would hide an overloaded server and
         # double its latency. Connection refusals fail fast anyway.
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self.pool = urllib3.PoolManager(num_pools=1, maxsize=pool_size, retries=False)
 
     def model_url(self, version: str | None = None, label: str | None = None) -> str:
         url = f"{self.base_url}/v1/models/{self.model}"
@@ -112,25 +112,31 @@ class TFServingClient:
             detail = f"no usable prediction in the answer ({e!r})"
             raise ServingBadAnswer(messages.SERVING_BAD_ANSWER.format(detail=detail)) from None
 
-    def _call(self, method: str, url: str, timeout: float | None = None, **kwargs) -> dict:
+    def _call(self, method: str, url: str, timeout: float | None = None,
+              json: dict | None = None) -> dict:
         timeout = self.timeout if timeout is None else timeout
         try:
-            response = self.session.request(method, url, timeout=timeout, **kwargs)
-        except requests.Timeout:
+            response = self.pool.request(
+                method, url, body=None if json is None else orjson.dumps(json),
+                headers={"Content-Type": "application/json"},
+                timeout=urllib3.Timeout(connect=timeout, read=timeout))
+        except NewConnectionError:  # a refused connection, though urllib3 files it as a timeout
+            raise ServingUnavailable(messages.SERVING_DOWN) from None
+        except TimeoutError:
             raise ServingTimeout(messages.SERVING_TIMEOUT.format(seconds=timeout)) from None
-        except requests.RequestException:
+        except HTTPError:
             raise ServingUnavailable(messages.SERVING_DOWN) from None
         try:
-            body = response.json()
-        except ValueError:
+            body = orjson.loads(response.data)
+        except orjson.JSONDecodeError:
             body = None
-        if response.ok and isinstance(body, dict):
+        if response.status < 400 and isinstance(body, dict):
             return body
         detail = body.get("error") if isinstance(body, dict) else None
-        detail = detail or f"HTTP {response.status_code}"
+        detail = detail or f"HTTP {response.status}"
         # 404: model or version not loaded; 503: the server is up but not serving yet.
         # A 400 about a label means the label names no loaded version.
-        if response.status_code in (404, 503) or "label" in detail.lower():
+        if response.status in (404, 503) or "label" in detail.lower():
             raise ServingUnavailable(messages.MODEL_UNAVAILABLE.format(detail=detail))
         raise ServingBadAnswer(messages.SERVING_BAD_ANSWER.format(detail=detail))
 

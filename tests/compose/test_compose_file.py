@@ -26,6 +26,7 @@ import yaml
 import contract
 from tests.compose import composefile, dockerfiles
 from tests.compose.composefile import COMPOSE_FILE, ENV_EXAMPLE, ROOT
+from tests.support.ci import fail_in_ci_else_skip
 
 OFFICIAL_SERVING_IMAGE = "tensorflow/serving:2.20.0"
 BASE_IMAGE = "python:3.11-slim-bookworm"
@@ -51,10 +52,7 @@ def _tool(name: str) -> str:
                                                      os.environ.get("PATH", "")]))
     if found:
         return found
-    message = f"{name} is not installed (CI installs it: see .ci/run)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    fail_in_ci_else_skip(f"{name} is not installed (CI installs it: see .ci/run)")
 
 
 def _names_read(package: str) -> set[str]:
@@ -165,7 +163,16 @@ def test_each_image_copies_only_what_it_runs():
     assert sorted(copied["webui.Dockerfile"]) == ["contract.py", "webui/"]
     assert sorted(copied["serving.Dockerfile"]) == [
         "contract.py", "docker/serving-entrypoint.sh", "serving/"]
-    assert copied["mlflow.Dockerfile"] == []
+    assert copied["mlflow.Dockerfile"] == ["docker/writable-entrypoint.sh"]
+    assert sorted(copied["trainer.Dockerfile"]) == [  # webui/: the feedback store's reader
+        "contract.py", "docker/writable-entrypoint.sh", "training/", "webui/"]
+
+
+def test_training_never_imports_serving():
+    """The trainer writes models.config itself; serving/ is TF Serving's stand-in, not a library."""
+    pattern = re.compile(r"^\s*(from|import) serving\b", re.M)
+    importing = [p.name for p in (ROOT / "training").rglob("*.py") if pattern.search(p.read_text())]
+    assert importing == []
 
 
 def test_web_ui_image_installs_no_tensorflow():
@@ -216,6 +223,26 @@ def test_published_ports_are_the_contract_ports(services):
     assert _container_port(services["webui"], contract.WEBUI_PORT)
 
 
+def _published(services: dict) -> list[str]:
+    return [str(port) for service in services.values() for port in service.get("ports", [])]
+
+
+@pytest.mark.parametrize("env,host", [({}, "127.0.0.1"), ({"BIND_ADDRESS": "0.0.0.0"}, "0.0.0.0")])
+def test_ports_bind_loopback_unless_opened_on_purpose(env, host):
+    published = _published(composefile.load(env)["services"])
+    assert len(published) >= 4  # and any service added later follows BIND_ADDRESS too
+    assert all(port.startswith(f"{host}:") for port in published), published
+
+
+def test_docker_compose_renders_the_ports_on_loopback():
+    rendered = subprocess.run([_tool("docker-compose"), "-f", str(COMPOSE_FILE), "config"],
+                              cwd=ROOT, capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "BIND_ADDRESS": ""})
+    assert rendered.returncode == 0, rendered.stderr
+    published = _published(yaml.safe_load(rendered.stdout)["services"])
+    assert len(published) >= 4 and all("127.0.0.1" in port for port in published), published
+
+
 def test_env_example_lists_every_variable_and_gives_the_defaults():
     used = composefile.variables(COMPOSE_FILE.read_text())
     listed = composefile.read_env_file()
@@ -225,6 +252,42 @@ def test_env_example_lists_every_variable_and_gives_the_defaults():
 
 
 # --- mlflow ------------------------------------------------------------------------------------
+
+AUTH_FILE = ROOT / "docker-compose.auth.yml"
+AUTH_ENV = {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": "twelve-chars-or-more",
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": "k"}
+
+
+def test_auth_override_is_the_mlflow_command_plus_basic_auth(services):
+    auth = composefile.load(AUTH_ENV, AUTH_FILE)["services"]
+    assert composefile.command(auth["mlflow"]) == (composefile.command(services["mlflow"])
+                                                   + ["--app-name=basic-auth"])
+    from mlflow.cli import server
+    app_name = next(p for p in server.params if "--app-name" in p.opts)
+    assert "basic-auth" in app_name.type.choices
+    admin = composefile.environment(auth["mlflow"])
+    assert (admin["MLFLOW_AUTH_ADMIN_USERNAME"], admin["MLFLOW_AUTH_ADMIN_PASSWORD"]) == (
+        AUTH_ENV["MLFLOW_TRACKING_USERNAME"], AUTH_ENV["MLFLOW_TRACKING_PASSWORD"])
+    from webui import ENV_VARS
+    for client in ("trainer", "webui"):
+        login = composefile.environment(auth[client])
+        assert set(login) == {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"}
+    assert {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"} <= set(ENV_VARS)
+
+
+def test_auth_override_refuses_to_start_without_credentials():
+    tool = _tool("docker-compose")
+    files = ["-f", str(COMPOSE_FILE), "-f", str(AUTH_FILE)]
+    env = {k: v for k, v in os.environ.items() if k not in AUTH_ENV}
+    refused = subprocess.run([tool, *files, "config", "-q"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=60, env=env)
+    assert refused.returncode != 0 and "MLFLOW_TRACKING_" in refused.stderr
+    accepted = subprocess.run([tool, *files, "config", "-q"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=60, env={**env, **AUTH_ENV})
+    assert accepted.returncode == 0, accepted.stderr
+    listed = " ".join(ENV_EXAMPLE.read_text().split())
+    for name in AUTH_ENV:
+        assert f"# {name}=" in listed  # documented, and commented out: no secret committed
 
 
 def test_mlflow_command_uses_flags_mlflow_server_has(services):
@@ -315,11 +378,12 @@ def test_trainer_writes_where_tfserving_reads(services):
 
 def test_serving_base_path_matches_models_config(services):
     from serving import models_config
+    from training.models_config import CONTAINER_BASE_PATH
 
     base_path = composefile.environment(services["trainer"])["SERVING_BASE_PATH"]
     tfserving = services["tfserving"]
     assert composefile.host_path(tfserving, base_path) == ROOT / "models" / contract.MODEL_NAME
-    assert base_path == models_config.CONTAINER_BASE_PATH
+    assert base_path == CONTAINER_BASE_PATH
     checked_in = ROOT / "serving" / "models.config"
     if checked_in.is_file():
         for model in models_config.read(checked_in).model_config_list.config:
@@ -366,8 +430,6 @@ def test_tfserving_flags_are_tensorflow_model_server_flags(services):
 
 def test_tfserving_command_is_serving_tfserving_flags(services):
     flags_file = ROOT / "serving" / "tfserving.flags"
-    if not flags_file.is_file():
-        pytest.skip("serving/tfserving.flags is not there yet")
     written = [line.strip() for line in flags_file.read_text().splitlines()
                if line.strip() and not line.startswith("#")]
     ours = OFFICIAL_ENTRYPOINT_FLAGS + composefile.command(services["tfserving"])

@@ -41,6 +41,7 @@ from contract import (
 from tests.compose import composefile
 from tests.containers import docker_env
 from tests.containers.docker_env import REPORT
+from tests.support.ci import fail_in_ci_else_skip
 from tests.support.images import png as encode_png
 
 pytestmark = pytest.mark.containers
@@ -58,12 +59,6 @@ PROMOTION_VISIBLE_WITHIN_S = 120
 MLFLOW = f"http://127.0.0.1:{MLFLOW_PORT}"
 TFS = f"http://127.0.0.1:{REST_PORT}"
 WEBUI = f"http://127.0.0.1:{WEBUI_PORT}"
-
-
-def _fail_or_skip(message: str):
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @dataclass
@@ -140,11 +135,11 @@ def stack(tmp_path_factory, mnist_dir):
     started_at = time.monotonic()
     env = docker_env.docker_env()
     if not shutil.which("docker-compose", path=env["PATH"]):
-        _fail_or_skip("docker-compose is not installed (apt-get install docker-compose)")
+        fail_in_ci_else_skip("docker-compose is not installed (apt-get install docker-compose)")
     try:
         started_engine = docker_env.start_engine(env)
     except docker_env.NoEngine as err:
-        _fail_or_skip(str(err))
+        fail_in_ci_else_skip(str(err))
     root = tmp_path_factory.mktemp("stack")
     project = f"digitopstest{uuid.uuid4().hex[:8]}"
     stack = Stack(root, env, project, root / "docker-compose.host.yml")

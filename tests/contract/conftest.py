@@ -2,9 +2,11 @@
 
 With TF_SERVING_URL set, the suite runs against that server (e.g. the real
 tensorflow/serving container), which must serve the folder that
-`python -m tests.contract.repository DIR` wrote; set TF_SERVING_MODELS_DIR=DIR too, or the
-tests that publish new versions are skipped. Without it, the suite builds the repository in
-a temp folder and starts `python -m serving` on a free loopback port.
+`python -m tests.contract.repository DIR` wrote, with `--enable_batching` and
+serving/batching.config; set TF_SERVING_MODELS_DIR=DIR too, or the tests that publish new
+versions are skipped, and TF_SERVING_GRPC_TARGET=host:port for its gRPC API. Without
+TF_SERVING_URL, the suite builds the repository in a temp folder and starts
+`python -m serving` on free loopback ports, REST and gRPC.
 """
 
 from __future__ import annotations
@@ -14,13 +16,16 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import pytest
 import requests
+from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
 from tests.contract import repository
 from tests.support.servers import ROOT, free_port, process, wait_until
 
 MODELS = ("half_plus_two", "hot_reload", "broken", "mnist")
+BATCHING_CONFIG = ROOT / "serving" / "batching.config"
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,9 @@ class Target:
     url: str
     models_dir: Path | None  # where versions can be published; None when unknown
     local: bool  # our `python -m serving`, not a server given by TF_SERVING_URL
+    grpc_target: str | None = None  # host:port of its gRPC API; None when unknown
+    pid: int | None = None  # our server's process (local only)
+    log: Path | None = None  # our server's log (local only)
 
 
 def all_available(url: str) -> bool:
@@ -49,21 +57,25 @@ def target(tmp_path_factory, mnist_dir):
         except TimeoutError:
             pytest.fail(f"TF_SERVING_URL={url} does not serve {', '.join(MODELS)}: start it on "
                         "the models.config that `python -m tests.contract.repository DIR` writes")
-        yield Target(url, Path(models_dir) if models_dir else None, local=False)
+        yield Target(url, Path(models_dir) if models_dir else None, local=False,
+                     grpc_target=os.environ.get("TF_SERVING_GRPC_TARGET"))
         return
     root = tmp_path_factory.mktemp("contract-models")
     config = repository.build(root, mnist_dir)
-    port = free_port()
+    port, grpc_port = free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
-    args = [sys.executable, "-m", "serving", f"--rest_api_port={port}",
-            f"--model_config_file={config}", "--model_config_file_poll_wait_seconds=1",
-            "--file_system_poll_wait_seconds=1",
+    log = root / "serving.log"
+    args = [sys.executable, "-m", "serving", "--host=127.0.0.1", f"--port={grpc_port}",
+            f"--rest_api_port={port}", f"--model_config_file={config}",
+            "--model_config_file_poll_wait_seconds=1", "--file_system_poll_wait_seconds=1",
             f"--monitoring_config_file={ROOT / 'serving' / 'monitoring.config'}",
-            # flags of the official server that ours accepts and ignores
-            "--port=8500", "--enable_batching"]
+            "--enable_batching", f"--batching_parameters_file={BATCHING_CONFIG}",
+            # a flag of the official server that ours accepts and ignores
+            "--rest_api_timeout_in_ms=30000"]
     with process(args, lambda: all_available(url), "python -m serving", timeout=120,
-                 log=root / "serving.log"):
-        yield Target(url, root, local=True)
+                 log=log) as proc:
+        yield Target(url, root, local=True, grpc_target=f"127.0.0.1:{grpc_port}",
+                     pid=proc.pid, log=log)
 
 
 class Api:
@@ -104,3 +116,23 @@ def model_path(model: str, version: int | None = None, label: str | None = None)
 @pytest.fixture(scope="session")
 def api(target) -> Api:
     return Api(target.url)
+
+
+class Grpc:
+    """Stubs of both gRPC services over one channel: `rpc.predict.Predict(request)`."""
+
+    def __init__(self, target: str):
+        self.channel = grpc.insecure_channel(target)
+        self.predict = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
+        self.models = model_service_pb2_grpc.ModelServiceStub(self.channel)
+
+
+@pytest.fixture(scope="session")
+def rpc(target) -> Grpc:
+    if target.grpc_target is None:
+        pytest.fail("TF_SERVING_URL is set but TF_SERVING_GRPC_TARGET is not: give the gRPC "
+                    "address (host:port) of the same server")
+    stubs = Grpc(target.grpc_target)
+    grpc.channel_ready_future(stubs.channel).result(timeout=30)
+    yield stubs
+    stubs.channel.close()

@@ -1,6 +1,6 @@
 """The drawing page in a real headless Chromium, driven by real pointer events.
 
-Runs `python -m webui` (gunicorn) as a subprocess in front of `python -m serving` with the
+Runs `python -m webui` (waitress) as a subprocess in front of `python -m serving` with the
 session's small trained model. Needs Debian's chromium at /usr/bin/chromium: skipped with that
 reason where it is missing, but never in CI (CI=true), where a missing browser fails.
 """
@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.canary import publish_twice
+from tests.support.ci import fail_in_ci_else_skip
 from tests.support.servers import (
     ROOT,
     free_port,
@@ -45,10 +46,8 @@ ONE_OR_SEVEN = [[(0.39, 0.23), (0.56, 0.18), (0.52, 0.50), (0.50, 0.86)]]
 @pytest.fixture(scope="module")
 def browser():
     if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} not found: install Debian's chromium package to run browser tests"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        fail_in_ci_else_skip(f"{CHROMIUM} not found: install Debian's chromium package to run "
+                             "browser tests")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 import requests
 
-from serving import models_config
 from tests.support.canary import publish_twice
 from tests.support.images import canvas_png, data_url
 from tests.support.servers import free_port, local_serving, local_webui, process
+from training import models_config
 from webui.feedback import FeedbackStore
 
 pytestmark = pytest.mark.integration

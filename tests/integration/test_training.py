@@ -18,6 +18,7 @@ from training.export import WARMUP_FILE
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
+SMALL_DRAWN_SET = 20  # drawings per digit: enough to measure, quick to answer
 
 
 def settings_in(folder: Path, mnist_dir: Path) -> Settings:
@@ -25,14 +26,16 @@ def settings_in(folder: Path, mnist_dir: Path) -> Settings:
                     artifact_root=str(folder / "artifacts"), data_dir=str(mnist_dir),
                     models_dir=str(folder / "models"),
                     models_config=str(folder / "models.config"),
-                    serving_base_path=str(folder / "models" / "mnist"))
+                    serving_base_path=str(folder / "models" / "mnist"),
+                    drawn_per_digit=SMALL_DRAWN_SET)
 
 
 def cli(settings: Settings, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     values = {"tracking_uri": settings.tracking_uri, "artifact_root": settings.artifact_root,
               "data_dir": settings.data_dir, "models_dir": settings.models_dir,
               "models_config": settings.models_config,
-              "serving_base_path": settings.serving_base_path}
+              "serving_base_path": settings.serving_base_path,
+              "drawn_per_digit": str(settings.drawn_per_digit)}
     env = {**os.environ, **{ENV_VARS[k]: v for k, v in values.items()}}
     return subprocess.run([sys.executable, "-m", "training", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
@@ -50,7 +53,8 @@ def trained(tmp_path_factory, mnist_dir):
 
 def test_cli_ends_with_one_screen_of_results(trained):
     _, stdout, _ = trained
-    for label in ["run id", "version        mnist v1", "test accuracy", "published", "MLflow"]:
+    for label in ["run id", "version        mnist v1", "test accuracy", "drawn digits",
+                  "published", "MLflow"]:
         assert label in stdout
 
 
@@ -67,19 +71,38 @@ def test_run_records_params_metrics_data_and_artifacts(trained):
     assert metrics["test_accuracy"] >= 0.9
     for name in ["test_loss", "train_seconds", "seconds_per_epoch", "test_accuracy_digit_0",
                  "test_accuracy_digit_9", "loss", "accuracy", "val_loss", "val_accuracy",
-                 "learning_rate", "epoch_seconds"]:
+                 "learning_rate", "epoch_seconds", "canvas_accuracy_digit_0",
+                 "canvas_accuracy_digit_9"]:
         assert name in metrics, name
+    assert 0.5 < metrics["canvas_accuracy"] <= 1.0
+    assert float(version.tags["canvas_accuracy"]) == pytest.approx(metrics["canvas_accuracy"])
+    assert params["canvas_size"] == str(10 * SMALL_DRAWN_SET) and params["redraw"] == "0.5"
     assert len(client.get_metric_history(run.info.run_id, "val_accuracy")) == 1
     assert len(tags["mlflow.source.git.commit"]) >= 7
     assert tags["tensorflow_version"] == tf.__version__
-    contexts = {d.tags[0].value for d in run.inputs.dataset_inputs}
-    assert contexts == {"training", "testing"}
-    assert all(d.dataset.digest for d in run.inputs.dataset_inputs)
+    inputs = {d.tags[0].value: d.dataset for d in run.inputs.dataset_inputs}
+    assert set(inputs) == {"training", "testing", "canvas"}
+    assert all(dataset.digest for dataset in inputs.values())
+    assert inputs["canvas"].name == f"drawn-digits-{params['data.sha256.drawn_digits'][:12]}"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert artifacts == {"plots/confusion_matrix.png", "plots/misclassified.png",
-                         "plots/learning_curves.png"}
+                         "plots/learning_curves.png", "plots/canvas_misclassified.png"}
     assert {a.path for a in client.list_artifacts(run.info.run_id)} >= {
         "model_summary.txt", "saved_model", "plots"}
+
+
+def test_runs_and_versions_say_what_they_are(trained):
+    """Named after profile, architecture, what differs and seed; described with accuracy."""
+    settings, _, second = trained
+    client = MlflowClient(settings.tracking_uri)
+    first = client.get_run(client.get_model_version("mnist", "1").run_id)
+    assert first.info.run_name == "full-vgg-e1-n5000-s0"
+    assert client.get_run(second.run_id).info.run_name == "full-convnet-e1-n1000-s0"
+    note = first.data.tags["mlflow.note.content"]
+    assert note.startswith("full-vgg-e1-n5000-s0: MNIST test ") and "drawn digits" in note
+    assert client.get_model_version("mnist", "1").description == note
+    experiment = client.get_experiment(first.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 def test_versions_are_registered_and_published(trained):
@@ -128,8 +151,11 @@ def test_promote_gates_on_minimum_and_champion(trained):
     assert config.version_labels[STABLE_LABEL] == 1
     assert config.base_path == settings.serving_base_path
 
-    rollback = registry.promote(settings, version=2, min_accuracy=0.3, force=True)
-    assert rollback.aliases == (CHAMPION_ALIAS,)
+    # The rollback the README names works whatever the floor: version 2 is below 0.98.
+    rollback = cli(settings, "promote", "--version", "2", "--force")
+    assert rollback.returncode == 0, rollback.stderr
+    assert "--force: skipped the accuracy floor" in rollback.stdout
+    assert int(client.get_model_version_by_alias("mnist", CHAMPION_ALIAS).version) == 2
     listing = cli(settings, "list")
     assert listing.returncode == 0 and "champion" in listing.stdout
 

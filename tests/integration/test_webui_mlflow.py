@@ -6,13 +6,10 @@ Runs a real `mlflow server` on the session's SQLite store, so the web UI's REST 
 
 from __future__ import annotations
 
-import sys
-
 import pytest
-import requests
 
 from tests.support.images import canvas_png, data_url
-from tests.support.servers import free_port, process
+from tests.support.servers import free_port, local_mlflow
 from webui import create_app
 
 pytestmark = pytest.mark.integration
@@ -22,16 +19,8 @@ UI_URL = "http://mlflow.example:5000"  # what the browser would open; never fetc
 
 @pytest.fixture(scope="module")
 def mlflow_url(stack, tmp_path_factory):
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("logs") / "mlflow.log"
-    args = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", stack.tracking_uri,
-            "--default-artifact-root", str(stack.root / "artifacts"),
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    # Ready means the registry answers, not just /health: the first query loads the store.
-    probe = f"{url}/api/2.0/mlflow/registered-models/get?name=mnist"
-    with process(args, lambda: requests.get(probe, timeout=10).ok, "mlflow server",
-                 timeout=120, log=log):
+    with local_mlflow(stack.tracking_uri, stack.root / "artifacts", log=log) as url:
         yield url
 
 
@@ -47,7 +36,8 @@ def test_the_answer_links_the_run_that_trained_the_model(serving_url, mlflow_url
     run = client.post("/api/predict", json=image).get_json()["model"]["run"]
     assert run["run_id"] == stack.run_id
     experiment = run["experiment_id"]
-    assert run["url"] == f"{UI_URL}/#/experiments/{experiment}/runs/{stack.run_id}"
+    assert run["url"] == (f"{UI_URL}/#/experiments/{experiment}/runs/{stack.run_id}"
+                          "?workflowType=machine_learning")
     listed = client.get("/api/model").get_json()["versions"][0]["run"]
     assert listed == run
 

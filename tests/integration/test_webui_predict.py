@@ -1,4 +1,4 @@
-"""The web UI for real (`python -m webui`, gunicorn) in front of `python -m serving`.
+"""The web UI for real (`python -m webui`, waitress) in front of `python -m serving`.
 
 The model is the session's small trained one; requests are MNIST test digits drawn the way a
 person's canvas sends them: dark ink on white, 280x280 PNG.

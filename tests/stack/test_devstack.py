@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
+import re
+import signal
 import socket
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 
 from devstack import __main__ as cli
 from devstack import ports, roles, stack
 from devstack.config import PID_FILE, StackConfig
+from devstack.processes import STACK_MARK, Child, StopSignals, stack_processes
 from tests.support.servers import ROOT, free_port
 
 
@@ -79,8 +86,8 @@ def test_problems_refuse_one_port_for_two_roles():
         f"port {port} is set for both MLflow and web UI; give each its own"]
 
 
-def test_grpc_port_is_checked_only_for_the_real_server():
-    assert "TF Serving gRPC" not in [use.what for use in StackConfig().ports]
+def test_grpc_port_is_checked_for_either_server():
+    assert "TF Serving gRPC" in [use.what for use in StackConfig().ports]
     real = StackConfig(tf_serving="/usr/bin/tensorflow_model_server")
     assert "TF Serving gRPC" in [use.what for use in real.ports]
 
@@ -106,7 +113,8 @@ def test_serving_flags_are_the_containers_with_local_paths():
     container = {line.split("=")[0] for line in
                  (ROOT / "serving" / "tfserving.flags").read_text().split()}
     local = [arg for arg in roles.serving_args(StackConfig()) if arg.startswith("--")]
-    assert {arg.split("=")[0] for arg in local} == container
+    assert {arg.split("=")[0] for arg in local} == container | {"--host"}
+    assert "--host=127.0.0.1" in local  # python -m serving on loopback, as every role
     for arg in local:  # the checked-in configs it reads (models/models.config is written)
         if "=serving/" in arg:
             assert (ROOT / arg.split("=")[1]).is_file(), arg
@@ -118,6 +126,45 @@ def test_down_without_a_stack_says_so(tmp_path, capsys):
     assert stack.down(StackConfig(root=tmp_path)) == 0
     assert "No stack started by `make up` is running here" in capsys.readouterr().out
     assert not (tmp_path / PID_FILE).exists()
+
+
+def test_down_ends_what_outlived_make_up(tmp_path, capsys):
+    """A role left behind (devstack killed, say) is found by the checkout's mark, not a pid."""
+    mark = {STACK_MARK: str(tmp_path)}
+    orphan = subprocess.Popen(["sleep", "600"], env={**os.environ, **mark},
+                              start_new_session=True)
+    stranger = subprocess.Popen(["sleep", "600"], start_new_session=True)  # not the stack's
+    try:
+        assert stack_processes(tmp_path) == [orphan.pid]
+        assert stack.down(StackConfig(root=tmp_path)) == 0
+        assert orphan.wait(timeout=15) == -signal.SIGTERM
+        assert f"outlived `make up`: pid {orphan.pid}" in capsys.readouterr().out
+        assert stranger.poll() is None
+    finally:
+        for proc in (orphan, stranger):
+            proc.kill()
+            proc.wait()
+
+
+def test_a_role_that_keeps_crashing_is_restarted_then_given_up(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(stack, "FIRST_BACKOFF", 0.05)
+    role = roles.Role("flaky", [sys.executable, "-c", "print('boom'); raise SystemExit(3)"],
+                      probe=lambda: "")
+    (tmp_path / "logs").mkdir()
+    child = Child(role, tmp_path, Path("logs/flaky.log"))
+    child.start()
+    try:
+        with pytest.raises(stack.RoleFailed) as failed:
+            stack._supervise([child], StopSignals())
+    finally:
+        child.stop(5)
+    assert f"exited with status 3 again after {stack.MAX_RESTARTS} restarts; giving up" \
+        in str(failed.value)
+    assert "boom" in str(failed.value)  # the role's last log lines
+    out = capsys.readouterr().out
+    delays = re.findall(r"restarting it in ([\d.]+)s \(restart (\d) of 5\)", out)
+    assert delays == [(f"{0.05 * 2 ** n:g}", str(n + 1)) for n in range(stack.MAX_RESTARTS)]
+    assert (tmp_path / "logs" / "flaky.log").read_text().count("boom") == stack.MAX_RESTARTS + 1
 
 
 def test_help_states_the_defaults(capsys):

@@ -2,13 +2,16 @@
 
 It runs in a copy of this checkout (tracked and new files, the same virtual environment), so the
 developer's ./mlruns and ./models are never touched, on free ports, with a small first model
-(TRAIN_ARGS). The tests below run in order against one stack; the last one stops it the way
-Ctrl-C does, with SIGINT to make's whole process group, and checks that nothing is left.
+(TRAIN_ARGS). The tests below run in order against one stack; then one stops it the way
+Ctrl-C does, with SIGINT to make's whole process group, and checks that nothing is left; the
+last ones start `make up | tee` again in the same checkout and end it every other way.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
+import ipaddress
 import os
 import re
 import shutil
@@ -142,7 +145,8 @@ def stack(tmp_path_factory, mnist_dir):
     ports = Ports.free()
     mark = uuid.uuid4().hex
     env = {**os.environ, **ports.env(), "MNIST_DIR": str(mnist_dir), "TRAIN_ARGS": TRAIN_ARGS,
-           "TRAIN_PROFILE": "quick", MARK: mark}
+           "TRAIN_PROFILE": "quick", MARK: mark,
+           "MONITORING": "off"}  # the four roles; tests/stack/test_prometheus.py adds the fifth
     output = tmp_path_factory.mktemp("make-up") / "output.txt"
     with open(output, "wb") as out:
         proc = subprocess.Popen(make, cwd=checkout, env=env, stdin=subprocess.DEVNULL, stdout=out,
@@ -218,6 +222,51 @@ def test_rest_predict_on_the_serving_port(stack, digit):
     assert sum(prediction["probabilities"]) == pytest.approx(1, abs=1e-4)
 
 
+def listening_addresses(pids: list[int]) -> set[str]:
+    """host:port of every TCP socket in LISTEN state held by `pids`, read from /proc."""
+    inodes = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+    found = set()
+    for table in ("tcp", "tcp6"):
+        for row in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            fields = row.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                hex_host, hex_port = fields[1].split(":")
+                packed = bytes.fromhex(hex_host)
+                # /proc writes each 32-bit word in host (little-endian) order
+                host = ipaddress.ip_address(b"".join(packed[i:i + 4][::-1]
+                                                     for i in range(0, len(packed), 4)))
+                found.add(f"{host}:{int(hex_port, 16)}")
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux's /proc")
+def test_every_listening_socket_is_on_loopback(stack):
+    addresses = listening_addresses(marked_processes(stack.mark))
+    ports = {int(address.rsplit(":", 1)[1]) for address in addresses}
+    assert {stack.ports.mlflow, stack.ports.rest, stack.ports.webui} <= ports, addresses
+    assert all(address.startswith(("127.0.0.1:", "::1:")) for address in addresses), addresses
+
+
+def test_a_killed_role_is_restarted(stack, digit):
+    (serving_pid,) = re.findall(r"^\[3/4\] serving .*\(pid (\d+)\)", stack.text(), re.M)
+    os.kill(int(serving_pid), signal.SIGKILL)
+    deadline = time.monotonic() + READY_TIMEOUT
+    while "serving is back: ready in" not in stack.text():
+        assert time.monotonic() < deadline and stack.proc.poll() is None, stack.text()
+        time.sleep(0.5)
+    text = stack.text()
+    assert "serving was killed by SIGKILL; restarting it in 1s (restart 1 of 5)" in text, text
+    test_rest_predict_on_the_serving_port(stack, digit)
+    test_ui_predicts_with_the_served_version(stack, digit)
+
+
 def test_ctrl_c_stops_every_process(stack):
     pids = [int(pid) for pid in re.findall(r"\(pid (\d+)\)", stack.text())]
     assert len(pids) == 3  # mlflow, serving, webui
@@ -239,6 +288,44 @@ def test_ctrl_c_stops_every_process(stack):
     for port in (stack.ports.mlflow, stack.ports.rest, stack.ports.webui):
         assert not is_taken(port), f"port {port} is still in use"
     assert not (stack.checkout / "mlruns" / "logs" / "devstack.pid").exists()
+
+
+def end_by(how: str, proc: subprocess.Popen, checkout: Path) -> None:
+    """End `make up | tee` the way a user would: Ctrl-C, closing the terminal, kill -9."""
+    if how == "sigkill":
+        devstack = int((checkout / "mlruns" / "logs" / "devstack.pid").read_text())
+        os.kill(devstack, signal.SIGKILL)
+    else:
+        os.killpg(proc.pid, signal.SIGINT if how == "ctrl-c" else signal.SIGHUP)
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sighup", "sigkill"])
+def test_roles_die_with_devstack_however_it_ends(stack, how):
+    """`make up 2>&1 | tee`: Ctrl-C ends tee too, so devstack's prints fail as it stops."""
+    assert stack.proc.poll() is not None, "runs after test_ctrl_c_stops_every_process"
+    output = stack.output.with_name(f"tee-{how}.txt")
+    output.touch()  # tee opens it only once bash has started the pipeline
+    make = f"make -o {VENV}/.installed VENV={VENV} up 2>&1 | tee {output}"
+    env = {**os.environ, **stack.ports.env(), MARK: stack.mark}
+    proc = subprocess.Popen(["bash", "-c", make], cwd=stack.checkout, env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            start_new_session=True)
+    again = Stack(proc, stack.ports, output, stack.mark, stack.checkout)
+    try:
+        wait_ready(again)
+        end_by(how, proc, stack.checkout)
+        proc.wait(STOP_TIMEOUT)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while marked_processes(stack.mark) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert marked_processes(stack.mark) == [], again.text()
+        for port in (stack.ports.mlflow, stack.ports.rest, stack.ports.webui):
+            assert not is_taken(port), f"port {port} is still in use"
+    finally:
+        stop_leftovers(again)
+    down = subprocess.run([sys.executable, "-m", "devstack", "down"], cwd=stack.checkout,
+                          capture_output=True, text=True, timeout=60)
+    assert "No stack started by `make up` is running here" in down.stdout, down
 
 
 def _alive(pid: int) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from serving import models_config
+from training import models_config
 
 
 def publish_twice(version_dir: Path, root: Path) -> Path:

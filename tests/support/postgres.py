@@ -49,8 +49,8 @@ def postgres_server() -> Iterator[str]:
                        check=True, capture_output=True)
         port = free_port()
         server = _as_owner([str(pg / "postgres"), "-D", str(data), "-p", str(port),
-                            "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={root}",
-                            "-c", "fsync=off"])
+                            "-c", "listen_addresses=127.0.0.1",
+                            "-c", f"unix_socket_directories={root}", "-c", "fsync=off"])
 
         def ready() -> bool:
             probe = subprocess.run([str(pg / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],

@@ -75,10 +75,14 @@ def model_available(url: str, model: str = "mnist") -> bool:
 @contextlib.contextmanager
 def local_serving(model_config_file: Path, port: int | None = None,
                   log: Path | None = None) -> Iterator[str]:
-    """Run `python -m serving` on a models.config; yield its REST base URL once AVAILABLE."""
+    """Run `python -m serving` on a models.config; yield its REST base URL once AVAILABLE.
+
+    Its gRPC API gets a free port too, so servers started side by side do not collide.
+    """
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
-    args = [sys.executable, "-m", "serving", f"--rest_api_port={port}",
+    args = [sys.executable, "-m", "serving", "--host=127.0.0.1", f"--port={free_port()}",
+            f"--rest_api_port={port}",
             f"--model_config_file={model_config_file}",
             "--file_system_poll_wait_seconds=1"]
     with process(args, lambda: model_available(url), f"python -m serving on {port}", log=log):
@@ -94,4 +98,19 @@ def local_webui(serving_url: str, **env: str) -> Iterator[str]:
                  lambda: requests.get(f"{url}/healthz", timeout=1).ok,
                  f"python -m webui on {port}", timeout=60,
                  env={"TF_SERVING_URL": serving_url, **env}):
+        yield url
+
+
+@contextlib.contextmanager
+def local_mlflow(tracking_uri: str, artifacts: Path, log: Path | None = None) -> Iterator[str]:
+    """Run `mlflow server` on a store on a free port; yield its URL once the registry answers."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
+            "--default-artifact-root", str(artifacts),
+            "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    # Ready means the registry answers, not just /health: the first query loads the store.
+    probe = f"{url}/api/2.0/mlflow/registered-models/get?name=mnist"
+    with process(args, lambda: requests.get(probe, timeout=10).ok, "mlflow server",
+                 timeout=120, log=log, env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}):
         yield url

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.config import IGNORED_FLAGS, parse_args
+from serving.config import parse_args
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,11 +25,17 @@ def test_the_test_helpers_command_line():
 def test_official_flags_are_accepted_and_named_as_ignored():
     settings = parse_args(["--port=8500", "--enable_batching", "--model_name=mnist",
                            "--model_base_path=/models/mnist", "--rest_api_timeout_in_ms", "100",
-                           "--batching_parameters_file=b.config"])
-    assert settings.ignored == ("port", "rest_api_timeout_in_ms", "enable_batching",
-                                "batching_parameters_file")
+                           "--batching_parameters_file=b.config", "--grpc_max_threads=4"])
+    assert settings.ignored == ("grpc_max_threads", "rest_api_timeout_in_ms")
+    assert (settings.port, settings.enable_batching) == (8500, True)
     assert settings.batching_parameters_file == "b.config"
     assert (settings.model_name, settings.model_base_path) == ("mnist", "/models/mnist")
+
+
+def test_host_defaults_to_every_interface_as_tf_serving():
+    assert parse_args(["--model_base_path=/m"]).host == "0.0.0.0"
+    settings = parse_args(["--model_base_path=/m", "--host=127.0.0.1", "--port=0"])
+    assert (settings.host, settings.port) == ("127.0.0.1", 0)
 
 
 @pytest.mark.parametrize("given,expected", [
@@ -53,7 +59,8 @@ def test_the_container_flags_file_runs_our_server():
     flags = (ROOT / "serving" / "tfserving.flags").read_text().split()
     settings = parse_args(flags)
     assert settings.model_config_file == "/config/models.config"
-    assert set(settings.ignored) <= set(IGNORED_FLAGS)
+    assert settings.enable_batching
+    assert settings.ignored == ()
 
 
 def test_help_says_it_stands_in_for_tf_serving():

@@ -71,3 +71,18 @@ def test_bodies_that_are_not_json_objects(body, message):
         parse_body(body)
     assert message in caught.value.message
     assert caught.value.http_status == 400
+
+
+def test_the_vectorized_float_writer_matches_python_formatting():
+    rng = np.random.default_rng(0)
+    values = np.concatenate([
+        rng.random(20000) * 255, rng.random(20000), rng.standard_normal(20000) * 1e-3,
+        10.0 ** rng.uniform(-12, 12, 20000) * rng.choice([-1, 1], 20000),
+        [0.1, 1e-5, 1e-7, 999999.5, 9.9999995, 0.30000001, 1e-4, 1e-3, 123456.789],
+    ]).astype(np.float32)
+    body = to_body({"y": values}, Format.ROW)["predictions"]
+    slow = []
+    for v in values.tolist():
+        short = float(f"{v:.6g}")
+        slow.append(short if np.float32(short) == np.float32(v) else float(f"{v:.9g}"))
+    assert body == slow

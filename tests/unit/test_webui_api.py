@@ -125,7 +125,7 @@ def test_bad_input_is_a_4xx_with_a_plain_message(api, kwargs, status, words):
 
 def test_a_chunked_body_over_the_limit_is_413_not_cut_short(client):
     # No Content-Length: Werkzeug stops reading at the limit, so the size is checked after.
-    # wsgi.input_terminated is how gunicorn says it has de-chunked the body.
+    # wsgi.input_terminated is how waitress says it has de-chunked the body.
     body = io.BytesIO(b'{"image": "' + b"A" * (2 * 1024 * 1024) + b'"}')
     response = client.post("/api/predict", input_stream=body,
                            headers={"Transfer-Encoding": "chunked"},

@@ -20,7 +20,10 @@ def test_a_png_is_passed_on_byte_for_byte():
                                       ("WEBP", "RGBA"), ("TIFF", "I;16")])
 def test_other_formats_are_sent_as_png(fmt, mode):
     image = drawing(mode="L")
-    image = image.convert(mode) if mode != "I;16" else image.convert("I").convert("I;16")
+    if mode == "I;16":  # full 16-bit range: 0-255 in 16 bits would be a blank image
+        image = image.convert("I").point(lambda value: value * 257).convert("I;16")
+    else:
+        image = image.convert(mode)
     checked = validation.check_image(png_bytes(image, fmt), 2048)
     assert Image.open(io.BytesIO(checked.png)).format == "PNG"
     assert (checked.width, checked.height) == (280, 280)

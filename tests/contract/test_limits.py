@@ -1,0 +1,113 @@
+"""Hostile but fair requests: huge batches and bodies, odd JSON, and a queue of waiting clients.
+
+TF Serving with serving/batching.config refuses a request of more rows than max_batch_size
+(32) and answers 400 to JSON it cannot turn into the signature's tensors; ours must too, and
+keep its memory while doing it (the suite's server runs with --enable_batching and that file).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from contract import IMAGE_INPUT, IMAGE_SIGNATURE
+from serving.config import MAX_REQUEST_BYTES
+from tests.contract.test_predict import png
+
+pytestmark = pytest.mark.contract
+
+MAX_BATCH = 32  # serving/batching.config
+ZERO_ROW = json.dumps([[0] * 28] * 28)
+MIB = 1024 * 1024
+
+
+def rows_body(count: int) -> bytes:
+    return ('{"instances": [' + ",".join([ZERO_ROW] * count) + "]}").encode()
+
+
+def rss_bytes(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for process {pid}")
+
+
+def test_a_batch_over_max_batch_size_is_refused_as_tf_serving_does(api):
+    ok = api.post("/v1/models/mnist:predict", rows_body(MAX_BATCH))
+    assert ok.status_code == 200, ok.text
+    assert len(ok.json()["predictions"]) == MAX_BATCH
+    r = api.post("/v1/models/mnist:predict", rows_body(MAX_BATCH + 1))
+    assert r.status_code == 400
+    assert r.json() == {"error": f"Task size {MAX_BATCH + 1} is larger than maximum input "
+                                 f"batch size {MAX_BATCH}"}
+    columns = api.predict("mnist", {"inputs": [[[0] * 28] * 28] * (MAX_BATCH + 1)})
+    assert columns.status_code == 400
+    assert "Task size 33 is larger than maximum input batch size 32" in columns.json()["error"]
+
+
+def test_huge_requests_are_refused_and_memory_stays_bounded(api, target):
+    if not target.local:
+        pytest.skip("reads the memory of our own server's process")
+    huge = rows_body(20000)  # the report's request: 47 MB, which once grew the server 4.6 GiB
+    r = api.post("/v1/models/mnist:predict", huge)
+    assert r.status_code == 413
+    assert f"larger than the limit of {MAX_REQUEST_BYTES} bytes" in r.json()["error"]
+    largest = rows_body((MAX_REQUEST_BYTES - 64) // (len(ZERO_ROW) + 1))
+    assert len(largest) <= MAX_REQUEST_BYTES
+    full = rows_body(MAX_BATCH)
+    api.post("/v1/models/mnist:predict", full)  # warm: the 32-row shape is traced once
+    started = rss_bytes(target.pid)
+    for _ in range(10):
+        refused = api.post("/v1/models/mnist:predict", largest)
+        assert refused.status_code == 400
+        assert "is larger than maximum input batch size" in refused.json()["error"]
+        assert api.post("/v1/models/mnist:predict", full).status_code == 200
+    grown = rss_bytes(target.pid) - started
+    assert grown < 200 * MIB, f"the server grew {grown / MIB:.0f} MiB"
+
+
+DEEP_JSON = "[" * 100_000 + "]" * 100_000
+DEEP_INSTANCE = '{"instances": [' + "[" * 900 + "0" + "]" * 900 + "]}"
+CASES = [
+    ("JSON nested 100k deep", '{"instances": ' + DEEP_JSON + "}", "JSON Parse error"),
+    ("an instance nested 900 deep", DEEP_INSTANCE, ""),
+    ("a pixel of 2**64", '{"instances": [' + ZERO_ROW.replace("0", "18446744073709551616", 1)
+     + "]}", "Cannot convert JSON value: 18446744073709551616 to float"),
+    ("a flat [784] instance", '{"instances": [' + json.dumps([0] * 784) + "]}", ""),
+    ("a [27,28] instance", '{"instances": [' + json.dumps([[0] * 28] * 27) + "]}", ""),
+]
+
+
+@pytest.mark.parametrize("body,message", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_odd_bodies_get_tf_servings_400(api, body, message):
+    r = api.post("/v1/models/mnist:predict", body)
+    assert r.status_code == 400
+    assert r.headers["Content-Type"].startswith("application/json")
+    assert set(r.json()) == {"error"}
+    assert message in r.json()["error"]
+    for python in ("RecursionError", "TypeError", "ValueError", "Traceback"):
+        assert python not in r.json()["error"]
+
+
+def test_a_queue_of_waiting_requests_logs_one_warning_not_one_per_request(api, target, mnist):
+    if not target.local:
+        pytest.skip("reads our own server's log")
+    body = {"signature_name": IMAGE_SIGNATURE,
+            "instances": [{IMAGE_INPUT: png(mnist.x_test[0])}] * 8}
+
+    def one(_):
+        return requests.post(f"{api.url}/v1/models/mnist:predict", json=body, timeout=60)
+
+    before = target.log.read_text().count("Task queue depth")
+    with ThreadPoolExecutor(64) as pool:  # far more clients than the server has threads
+        codes = [r.status_code for r in pool.map(one, range(192))]
+    assert codes == [200] * 192
+    time.sleep(0.2)  # the log is written by the server's process
+    log = target.log.read_text()
+    assert "Task queue depth" in log  # the clients did queue up
+    assert log.count("Task queue depth") - before <= 3

@@ -1,0 +1,81 @@
+"""The promote gate compares a version with the champion on MNIST test and the drawn digits."""
+
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow import MlflowClient
+
+from contract import CHAMPION_ALIAS
+from training import registry, tracking
+from training.config import Settings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def versions(tmp_path_factory):
+    """A real MLflow store; `add(test, canvas)` registers and publishes a version with them.
+
+    One store for the module (creating one takes seconds); each test crowns its own champion.
+    """
+    tmp_path = tmp_path_factory.mktemp("gate")
+    settings = Settings(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+                        artifact_root=str(tmp_path / "artifacts"),
+                        models_dir=str(tmp_path / "models"),
+                        models_config=str(tmp_path / "models.config"),
+                        serving_base_path=str(tmp_path / "models" / "mnist"))
+    client = tracking.connect(settings)
+    experiment = tracking.experiment_id(client, settings)
+
+    def add(test_accuracy: float, canvas_accuracy: float) -> int:
+        with mlflow.start_run(experiment_id=experiment) as run:
+            mlflow.log_metrics({"test_accuracy": test_accuracy,
+                                "canvas_accuracy": canvas_accuracy})
+        version = registry.register(client, settings, run.info.run_id, run.info.artifact_uri,
+                                    {"test_accuracy": test_accuracy,
+                                     "canvas_accuracy": canvas_accuracy})
+        (Path(settings.base_dir) / str(version)).mkdir(parents=True)
+        return version
+
+    def crown(test_accuracy: float, canvas_accuracy: float) -> int:
+        version = add(test_accuracy, canvas_accuracy)
+        registry.promote(settings, version, force=True)
+        return version
+
+    add.settings, add.crown = settings, crown
+    return add
+
+
+def champion(settings) -> int:
+    client = MlflowClient(settings.tracking_uri)
+    return int(client.get_model_version_by_alias("mnist", CHAMPION_ALIAS).version)
+
+
+def test_refuses_a_version_worse_on_the_drawn_digits_and_says_by_how_much(versions):
+    first = versions.crown(0.990, 0.980)
+    worse = versions(0.993, 0.975)  # better on MNIST, half a point worse on drawings
+    with pytest.raises(registry.PromotionRefused) as refused:
+        registry.promote(versions.settings, worse)
+    message = str(refused.value)
+    assert "on the drawn digits 97.50% against 98.00% (0.50 points worse)" in message
+    assert "MNIST test" not in message and champion(versions.settings) == first
+
+
+def test_refuses_a_version_worse_on_mnist_test(versions):
+    versions.crown(0.990, 0.980)
+    with pytest.raises(registry.PromotionRefused, match="on MNIST test 98.70% against 99.00%"):
+        registry.promote(versions.settings, versions(0.987, 0.990))
+
+
+def test_accepts_a_version_within_the_tolerance(versions):
+    versions.crown(0.990, 0.980)
+    close = versions(0.9895, 0.9792)  # 0.05 and 0.08 points behind: noise
+    assert registry.promote(versions.settings, close).aliases == (CHAMPION_ALIAS,)
+
+
+def test_a_wider_tolerance_lets_a_small_loss_through(versions):
+    versions.crown(0.990, 0.980)
+    worse = versions(0.990, 0.975)
+    registry.promote(versions.settings, worse, tolerance=0.01)
+    assert champion(versions.settings) == worse

@@ -1,0 +1,129 @@
+"""Training-only augmentation: MNIST digits redrawn the way people draw on the page.
+
+A person's digit on the page is an even, round pen line whose width, next to the digit's size,
+depends on how big they draw; it has their own slant, turn, proportions and wobble. So each
+training digit is thinned to its skeleton and redrawn along it with a round pen of a random
+width, after a random slant, turn, stretch and smooth elastic bend, then framed exactly as
+`predict_image` frames a drawing: ink fitted into 20x20, centre of mass in the middle of 28x28.
+
+Every step works on all points of all digits at once (each point knows its digit), so the
+whole training split is redrawn in seconds and every run draws its own variants. Serving never
+sees this module: it changes no input, only what the model learns from.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+from skimage.morphology import skeletonize
+
+from contract import IMAGE_SIZE
+
+FIT_SIZE = 20  # as training.preprocess.FIT_SIZE: the box MNIST fits a digit's ink into
+INK_LEVEL = 96  # as training.drawn.INK_LEVEL: MNIST pixels that are the pen's path
+PEN_RANGE = (1.2, 4.4)  # pen width in 28x28 pixels: a large digit, thin pen .. a small one
+BATCH = 4096
+
+
+def skeleton_points(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Points along each digit's skeleton (pixel centres and midpoints between neighbours).
+
+    Returns (digit index [p], (x, y) [p, 2]) sorted by digit; every digit has a point.
+    """
+    skeletons = np.stack([skeletonize(image > INK_LEVEL) for image in images])
+    empty = ~skeletons.any(axis=(1, 2))
+    skeletons[empty, IMAGE_SIZE // 2, IMAGE_SIZE // 2] = True
+    padded = np.pad(skeletons, ((0, 0), (1, 1), (1, 1)))
+    parts = [np.nonzero(skeletons) + (0.0, 0.0)]
+    for dr, dc in ((0, 1), (1, 0), (1, 1), (1, -1)):
+        neighbour = padded[:, 1 + dr:1 + dr + IMAGE_SIZE, 1 + dc:1 + dc + IMAGE_SIZE]
+        parts.append(np.nonzero(skeletons & neighbour) + (dr / 2, dc / 2))
+    digit = np.concatenate([p[0] for p in parts])
+    y = np.concatenate([p[1] + p[3] for p in parts]) + 0.5
+    x = np.concatenate([p[2] + p[4] for p in parts]) + 0.5
+    order = np.argsort(digit, kind="stable")
+    return digit[order], np.stack([x[order], y[order]], axis=1).astype(np.float32)
+
+
+def _box(digit: np.ndarray, xy: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each digit's bounding box (low, high) [n, 2] from its points (sorted by digit)."""
+    starts = np.searchsorted(digit, np.arange(n))
+    return np.minimum.reduceat(xy, starts), np.maximum.reduceat(xy, starts)
+
+
+def _bend(digit, xy, n, rng) -> np.ndarray:
+    """Slant, turn, stretch and elastically bend each digit around its centre (unit height)."""
+    low, high = _box(digit, xy, n)
+    p = (xy - ((low + high) / 2)[digit]) / np.maximum(high - low, 1.0)[digit, 1:2]
+    # A smooth random displacement field: three low-frequency waves along each axis.
+    freq = rng.uniform(1.0, 4.0, size=(n, 3, 2))[digit]
+    phase = rng.uniform(0, 2 * np.pi, size=(n, 3, 2))[digit]
+    amp = rng.uniform(0, 0.045, size=(n, 2))[digit]
+    p = p + amp * np.sin(p[:, None, ::-1] * freq + phase).mean(axis=1)
+    p[:, 0] -= rng.normal(0, 0.2, size=n)[digit] * p[:, 1]  # slant: y grows downwards
+    angle = np.deg2rad(rng.normal(0, 7, size=n))[digit]
+    cos, sin = np.cos(angle), np.sin(angle)
+    stretch = np.exp(rng.normal(0, 0.15, size=n))[digit]
+    return np.stack([(p[:, 0] * cos - p[:, 1] * sin) * stretch,
+                     p[:, 0] * sin + p[:, 1] * cos], axis=1)
+
+
+def _frame(digit, xy, n, pen) -> np.ndarray:
+    """Scale and centre each digit so its inked box (pen included) is 20 on the longer side."""
+    low, high = _box(digit, xy, n)
+    longest = np.maximum((high - low).max(axis=1), 1e-3)
+    scale = np.maximum(FIT_SIZE - pen, 2.0) / longest
+    return (xy - ((low + high) / 2)[digit]) * scale[digit, None] + IMAGE_SIZE / 2
+
+
+def _draw(digit, xy, pen) -> np.ndarray:
+    """Ink of a round pen along each digit's points, antialiased over the pen's edge.
+
+    A pixel's ink is 1 within half the pen width of the nearest point, fading to 0 over one
+    pixel beyond. One distance transform over a stack of digits finds each pixel's nearest
+    inked cell (the huge spacing between digits keeps them apart); the distance is then taken
+    to that cell's exact point.
+    """
+    n = len(pen)
+    cols, rows = np.clip(xy.astype(int), 0, IMAGE_SIZE - 1).T
+    ink = np.empty((n, IMAGE_SIZE, IMAGE_SIZE), np.float32)
+    centre = np.arange(IMAGE_SIZE, dtype=np.float32) + 0.5
+    for start in range(0, n, BATCH):
+        count = min(BATCH, n - start)
+        mine = (digit >= start) & (digit < start + count)
+        at = (digit[mine] - start, rows[mine], cols[mine])
+        away = np.ones((count, IMAGE_SIZE, IMAGE_SIZE), bool)
+        away[at] = False
+        point = np.zeros((2, count, IMAGE_SIZE, IMAGE_SIZE), np.float32)
+        point[(0, *at)], point[(1, *at)] = xy[mine, 0], xy[mine, 1]
+        nearest = ndimage.distance_transform_edt(away, sampling=(1e6, 1, 1), return_distances=False,
+                                                 return_indices=True)
+        near_x, near_y = point[(0, *nearest)], point[(1, *nearest)]
+        distance = np.hypot(centre[None, None, :] - near_x, centre[None, :, None] - near_y)
+        ink[start:start + count] = np.clip(pen[start:start + count, None, None] / 2 + 0.5
+                                           - distance, 0.0, 1.0)
+    return ink
+
+
+def _centre_of_mass(ink: np.ndarray) -> np.ndarray:
+    """Shift each digit by whole pixels so its centre of mass sits in the middle, as MNIST."""
+    total = np.maximum(ink.sum(axis=(1, 2)), 1e-6)
+    centres = np.arange(IMAGE_SIZE) + 0.5
+    com = np.stack([(ink.sum(axis=2) * centres).sum(axis=1),
+                    (ink.sum(axis=1) * centres).sum(axis=1)], axis=1) / total[:, None]
+    shift = np.clip(np.round(IMAGE_SIZE / 2 - com).astype(int), -4, 4)
+    padded = np.pad(ink, ((0, 0), (4, 4), (4, 4)))
+    rows = np.arange(IMAGE_SIZE)[None, :] + 4 - shift[:, :1]
+    cols = np.arange(IMAGE_SIZE)[None, :] + 4 - shift[:, 1:]
+    return padded[np.arange(len(ink))[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+def restroke(images: np.ndarray, seed: int) -> np.ndarray:
+    """Redraw uint8 [n, 28, 28] MNIST digits as pen drawings; returns uint8 [n, 28, 28]."""
+    rng = np.random.default_rng(seed)
+    n = len(images)
+    digit, xy = skeleton_points(images)
+    pen = np.exp(rng.uniform(*np.log(PEN_RANGE), size=n))
+    placed = _frame(digit, _bend(digit, xy, n, rng), n, pen)
+    ink = _centre_of_mass(_draw(digit, placed, pen))
+    return np.round(ink * 255).astype(np.uint8)
