@@ -38,9 +38,14 @@ ANSWER_TIMEOUT_MS = 20_000
 # Strokes as points in canvas units (0..1), the way a person draws them with a mouse.
 ONE = [[(0.53, 0.14), (0.51, 0.45), (0.48, 0.86)]]
 SEVEN = [[(0.26, 0.20), (0.50, 0.19), (0.74, 0.18), (0.62, 0.45), (0.50, 0.68), (0.43, 0.86)]]
-# Halfway between a 1 with a long serif and a 7 with a short bar: the session's model gives
-# the two about 50% each, far below the page's 70% threshold.
-ONE_OR_SEVEN = [[(0.39, 0.23), (0.56, 0.18), (0.52, 0.50), (0.50, 0.86)]]
+# A 1 whose serif grows into a 7's bar: somewhere along the way neither is likely enough. The
+# session's model is about 50/50 where the serif starts at x=0.42; the neighbours are tried too,
+# so a retrained model that moves the crossing a little still meets an ambiguous drawing.
+SERIF_STARTS = (0.42, 0.39, 0.45, 0.36, 0.48)
+
+
+def one_or_seven(x: float) -> list:
+    return [[(x, 0.22), (0.56, 0.18), (0.52, 0.50), (0.50, 0.86)]]
 
 
 @pytest.fixture(scope="module")
@@ -250,12 +255,18 @@ def test_right_from_the_keyboard(ui, feedback_db):
 def test_an_ambiguous_drawing_reads_as_a_guess_between_two_digits(ui):
     from playwright.sync_api import expect
 
-    ui.draw(ONE_OR_SEVEN)
-    expect(ui.locator("#unsure")).to_be_visible(timeout=ANSWER_TIMEOUT_MS)
+    for x in SERIF_STARTS:
+        ui.locator("#clear").click()
+        with ui.page.expect_response("**/api/predict", timeout=ANSWER_TIMEOUT_MS) as answer:
+            ui.draw(one_or_seven(x))
+        if not answer.value.json()["confident"]:
+            break
+    expect(ui.locator("#unsure")).to_be_visible()
     expect(ui.locator("#confidence")).to_have_text("(a guess)")
+    expect(ui.locator("#answer-line")).to_be_hidden()  # wide screen
     first = ui.locator("#unsure .first").inner_text()
     second = ui.locator("#unsure .second").inner_text()
-    assert {first[0], second[0]} == {"1", "7"}, (first, second)
+    assert {first[0], second[0]} == {"1", "7"}, (x, first, second)
     assert ui.locator("#digit").inner_text() == first[0]
 
 
