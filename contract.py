@@ -45,6 +45,8 @@ DEFAULT_ARTIFACT_ROOT = "mlruns/artifacts"
 DEFAULT_MODELS_DIR = "models"
 DEFAULT_MODELS_CONFIG = "serving/models.config"
 DEFAULT_TF_SERVING_URL = f"http://localhost:{REST_PORT}"
+# Corrections from the page (SQLAlchemy URL; PostgreSQL by URL too), env FEEDBACK_DB_URL.
+DEFAULT_FEEDBACK_DB_URL = "sqlite:///mlruns/feedback.db"
 
 # Registered-model version tags, read back by `promote` and the web UI.
 RUN_ID_TAG = "run_id"

@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from contract import STABLE_LABEL, mlflow_model_url, mlflow_runs_url
+from contract import DEFAULT_FEEDBACK_DB_URL, STABLE_LABEL, mlflow_model_url, mlflow_runs_url
 from devstack import ports
 from devstack.config import LOG_DIR, PID_FILE, StackConfig
 from devstack.fetch import fetch_json
@@ -249,12 +249,14 @@ def _print_ready(config: StackConfig) -> None:
     curl = (f"curl -s {model}/labels/{STABLE_LABEL}:predict -d '{{\"signature_name\": "
             "\"predict_image\", \"instances\": [{\"b64\": \"'\"$(base64 < digit.png | "
             "tr -d '\\n')\"'\"}]}'")
+    store = os.environ.get("FEEDBACK_DB_URL") or DEFAULT_FEEDBACK_DB_URL
     print(f"""
 Ready.
   Web UI      http://localhost:{config.webui_port}
   MLflow      {_mlflow_link(config)}
   Registry    {mlflow_model_url(f"http://localhost:{config.mlflow_port}", config.model_name)}
   TF Serving  {model}   (REST; gRPC localhost:{config.grpc_port})
+  Feedback    {store}   (corrections: `python -m training feedback stats`)
   Predict a PNG of a digit:
     {curl}
 `make train`, `make promote ARGS="--version N"` and `make list` work on this stack.

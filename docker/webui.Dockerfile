@@ -29,7 +29,7 @@ ARG APP_UID=1000
 ARG APP_GID=1000
 RUN groupadd --non-unique --gid "${APP_GID}" app \
  && useradd --non-unique --uid "${APP_UID}" --gid "${APP_GID}" --create-home --shell /usr/sbin/nologin app \
- && mkdir -p /app
+ && mkdir -p /app /feedback && chown "${APP_UID}:${APP_GID}" /feedback
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app \
     PYTHONUNBUFFERED=1 \

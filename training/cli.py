@@ -1,8 +1,9 @@
-"""The trainer's command line: train, promote, list, bootstrap.
+"""The trainer's command line: train, promote, list, bootstrap, feedback.
 
     python -m training train --model convnet --epochs 3
     python -m training promote --version 2
     python -m training list
+    python -m training feedback stats
 
 Settings come from the environment (MLFLOW_TRACKING_URI, MNIST_DIR, MODELS_DIR, ...: see
 .env.example). Heavy imports wait until a command runs, so --help is instant.
@@ -78,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train, track in MLflow, register and publish")
     _add_training_flags(train, default_profile)
+    train.add_argument("--feedback", action="store_true",
+                       help="add the page's corrections (FEEDBACK_DB_URL) to the training "
+                            "split, all but a held-out share (default: off)")
 
     promote = commands.add_parser("promote", help="gate a version and make it the champion")
     promote.add_argument("--version", type=_positive_int,
@@ -101,6 +105,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_flags(bootstrap, default_profile)
     bootstrap.add_argument("--min-accuracy", type=_fraction, default=0.98,
                            help="the first champion's quality gate (default: 0.98)")
+
+    feedback = commands.add_parser(
+        "feedback", help="the corrections people made on the page: stats, export")
+    actions = feedback.add_subparsers(dest="feedback_command", required=True, metavar="ACTION")
+    stats = actions.add_parser("stats", help="totals, by digit, and how often each version "
+                                             "was right on corrected drawings")
+    stats.add_argument("--json", action="store_true", help="print JSON (default: a table)")
+    export = actions.add_parser("export", help="write the corrections as IDX files or npz")
+    export.add_argument("--out", default="feedback-export",
+                        help="folder to write into (default: %(default)s)")
+    export.add_argument("--format", choices=("idx", "npz"), default="idx",
+                        help="MNIST-style gzipped IDX files, or one npz (default: %(default)s)")
     return parser
 
 
@@ -128,7 +144,7 @@ def _percent(value: float | None) -> str:
 def cmd_train(settings, args) -> int:
     from training import train
 
-    result = train.run(settings, **_training_kwargs(args))
+    result = train.run(settings, use_feedback=args.feedback, **_training_kwargs(args))
     print(f"\nrun id         {result.run_id}"
           f"\nversion        {settings.model_name} v{result.version}"
           f"\ntest accuracy  {result.test_accuracy:.4f}"
@@ -188,14 +204,47 @@ def cmd_bootstrap(settings, args) -> int:
     return 0
 
 
+def cmd_feedback(settings, args) -> int:
+    import json
+    from pathlib import Path
+
+    from training import feedback
+
+    store = feedback.open_store(settings)
+    if args.feedback_command == "export":
+        for path in feedback.export(store, Path(args.out), args.format):
+            print(path)
+        return 0
+    summary = feedback.stats(store)
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"store       {summary['store']}\n"
+          f"stored      {summary['total']} answers people judged, {summary['corrected']} "
+          f"corrected, {summary['held_out']} held out for evaluation\n")
+    print(f"{'digit':>7}  {'drawn':>6}  {'answered right':>14}")
+    for digit, row in summary["by_digit"].items():
+        print(f"{digit:>7}  {row['total']:>6}  {_percent(row['accuracy']):>14}")
+    print(f"\n{'version':>7}  {'answered':>8}  {'as challenger':>13}  {'right':>6}  accuracy")
+    for version, row in summary["by_version"].items():
+        print(f"{version:>7}  {row['answered']:>8}  {row['as_challenger']:>13}  "
+              f"{row['right']:>6}  {_percent(row['accuracy'])}")
+    return 0
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
 COMMANDS = {"train": cmd_train, "promote": cmd_promote, "list": cmd_list,
-            "bootstrap": cmd_bootstrap}
+            "bootstrap": cmd_bootstrap, "feedback": cmd_feedback}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from training.config import Settings
     from training.data import MnistError
+    from training.feedback import FeedbackError
     from training.registry import PromotionRefused, RegistryError
     from training.tracking import TrackingError
 
@@ -204,6 +253,6 @@ def main(argv: list[str] | None = None) -> int:
     except PromotionRefused as err:
         print(f"promotion refused: {err}", file=sys.stderr)
         return 1
-    except (MnistError, TrackingError, RegistryError, ValueError) as err:
+    except (MnistError, TrackingError, RegistryError, FeedbackError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from contract import (
     DEFAULT_ARTIFACT_ROOT,
+    DEFAULT_FEEDBACK_DB_URL,
     DEFAULT_MODELS_CONFIG,
     DEFAULT_MODELS_DIR,
     DEFAULT_TRACKING_URI,
@@ -27,6 +28,7 @@ ENV_VARS = {
     "model_name": "MODEL_NAME",
     "experiment": "MLFLOW_EXPERIMENT_NAME",
     "git_commit": "GIT_COMMIT",
+    "feedback_db_url": "FEEDBACK_DB_URL",
 }
 
 
@@ -45,6 +47,7 @@ class Settings:
     model_name: str = MODEL_NAME
     experiment: str = MODEL_NAME
     git_commit: str | None = None  # None: ask git
+    feedback_db_url: str = DEFAULT_FEEDBACK_DB_URL  # corrections from the page (webui)
 
     @classmethod
     def from_env(cls, environ=os.environ) -> Settings:

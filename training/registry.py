@@ -169,6 +169,11 @@ def promote(settings: Settings, version: int | None = None, min_accuracy: float 
                 f"Version {version} is worse than the champion, version {champion}, "
                 f"{' and '.join(worse)}; the tolerance is {100 * tolerance:.2f} points. "
                 "Use --force to roll back on purpose.")
+        from training import feedback
+
+        worse_on_corrections = feedback.gate(settings, version, champion, tolerance)
+        if worse_on_corrections:
+            raise PromotionRefused(f"{worse_on_corrections} Use --force to promote it anyway.")
     alias = CHALLENGER_ALIAS if canary else CHAMPION_ALIAS
     client.set_registered_model_alias(settings.model_name, alias, version)
     if not canary and CHALLENGER_ALIAS in candidate.aliases:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training import canvas, drawn, registry, tracking
+from training import canvas, drawn, feedback, registry, tracking
 from training import data as mnist_data
 from training.config import Settings
 from training.profiles import DEFAULT_PROFILE, Hyperparams, hyperparams, run_name
@@ -155,15 +155,18 @@ def _log_figures(mnist, predicted, history, drawn, canvas_result) -> None:
 
 
 def run(settings: Settings, *, profile: str = DEFAULT_PROFILE, verbose: int = 1,
-        **overrides) -> TrainResult:
+        use_feedback: bool = False, **overrides) -> TrainResult:
     """Train, evaluate, log everything to MLflow, register version N and publish models/mnist/N.
 
+    use_feedback: add the page's corrections (all but the held-out share) to the training split.
     overrides: any Hyperparams field (model, epochs, ...); None keeps the profile's value.
     """
     hp = hyperparams(profile, **overrides)
     mnist = mnist_data.load(settings.data_dir)
     drawn_digits = drawn.load(mnist, settings.drawn_dir, per_digit=settings.drawn_per_digit)
     train, val = split(mnist, hp.train_limit, hp.seed)
+    corrections = feedback.prepare(settings, use_feedback)
+    train = feedback.extend(train, corrections, use_feedback)
     client = tracking.connect(settings)
     registry.check_publishable(client, settings)
 
@@ -185,6 +188,7 @@ def run(settings: Settings, *, profile: str = DEFAULT_PROFILE, verbose: int = 1,
         mlflow.log_params({**asdict(hp), "profile": profile, "param_count": net.count_params(),
                            "train_size": len(train[0]), "val_size": len(val[0])})
         _log_datasets(mnist, train, drawn_digits)
+        feedback.log_inputs(corrections, use_feedback)
         mlflow.log_text("\n".join(_summary_lines(net)), "model_summary.txt")
 
         logger = _epoch_logger()
@@ -193,6 +197,7 @@ def run(settings: Settings, *, profile: str = DEFAULT_PROFILE, verbose: int = 1,
             val[0].astype("float32"), val[1]), epochs=hp.epochs,
             callbacks=[logger], shuffle=False, verbose=verbose)  # the batches come shuffled
         metrics, predicted = _evaluate(net, mnist)
+        metrics.update(feedback.evaluate(lambda x: net.predict(x, verbose=0), corrections))
         metrics.update(train_seconds=time.perf_counter() - started,
                        seconds_per_epoch=float(np.mean(logger.seconds)))
 

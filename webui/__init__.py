@@ -11,6 +11,10 @@ Environment (read when `create_app` runs, not at import):
     TF_SERVING_TIMEOUT   seconds to wait for TF Serving per request (default 5)
     MLFLOW_TRACKING_URI  runs are linked only when this is an http(s) URL
     MLFLOW_UI_URL        MLflow UI the browser can open (default http://localhost:5000)
+    CONFIDENCE_THRESHOLD below this probability the answer is shown as a guess (default 0.7)
+    CHALLENGER_TIMEOUT   seconds the answer waits at most for label canary's (default 0.3)
+    FEEDBACK             on/off: corrections on the page and POST /api/feedback (default on)
+    FEEDBACK_DB_URL      SQLAlchemy URL of the feedback store (default sqlite:///mlruns/feedback.db)
     MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD  for an MLflow behind basic-auth
 """
 
@@ -24,6 +28,8 @@ from flask import Flask, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from contract import (
+    CANARY_LABEL,
+    DEFAULT_FEEDBACK_DB_URL,
     DEFAULT_TF_SERVING_URL,
     DEFAULT_TRACKING_URI,
     MLFLOW_PORT,
@@ -45,10 +51,22 @@ DEFAULTS = {
     "VERSION_CACHE_SECONDS": 2.0,  # how long a label -> version lookup is trusted
     "MAX_IMAGE_SIDE": 2048,
     "MAX_CONTENT_LENGTH": 1024 * 1024,  # Flask answers 413 past this
+    # A quick model is >= 0.99 sure of nearly every MNIST test digit; below 0.7 its answers on
+    # drawn digits are wrong about half the time (bench/feedback_loop.py): call them a guess.
+    "CONFIDENCE_THRESHOLD": 0.7,
+    "CHALLENGER_TIMEOUT": 0.3,  # the challenger must never make the page feel slower
+    "FEEDBACK": "on",
+    "FEEDBACK_DB_URL": DEFAULT_FEEDBACK_DB_URL,
+    "FEEDBACK_WINDOW_SECONDS": 900.0,  # how long an answer can still be corrected
+    "FEEDBACK_MAX_PNG_BYTES": 128 * 1024,  # larger uploads are kept without their PNG
+    "PENDING_MAX_BYTES": 64 * 1024 * 1024,  # memory for answers awaiting a correction
 }
 ENV_VARS = ("TF_SERVING_URL", "MODEL_NAME", "MODEL_LABEL", "TF_SERVING_TIMEOUT",
             "MLFLOW_TRACKING_URI", "MLFLOW_UI_URL",
-            "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+            "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "CONFIDENCE_THRESHOLD",
+            "CHALLENGER_TIMEOUT", "FEEDBACK", "FEEDBACK_DB_URL")
+SWITCH = {"on": True, "true": True, "1": True, "yes": True,
+          "off": False, "false": False, "0": False, "no": False}
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -63,20 +81,35 @@ def load_config(test_config: Mapping | None = None, environ: Mapping | None = No
     config = dict(DEFAULTS)
     config.update({k: environ[k] for k in ENV_VARS if environ.get(k)})
     config.update(test_config or {})
-    for key in ("TF_SERVING_TIMEOUT", "MLFLOW_TIMEOUT", "VERSION_CACHE_SECONDS"):
+    for key in ("TF_SERVING_TIMEOUT", "MLFLOW_TIMEOUT", "VERSION_CACHE_SECONDS",
+                "CHALLENGER_TIMEOUT", "FEEDBACK_WINDOW_SECONDS"):
         try:
             config[key] = float(config[key])
         except (TypeError, ValueError):
             raise ValueError(f"{key} must be a number of seconds, got {config[key]!r}") from None
         if config[key] < 0 or (key.endswith("TIMEOUT") and config[key] == 0):
             raise ValueError(f"{key} must be positive, got {config[key]!r}")
+    try:
+        config["CONFIDENCE_THRESHOLD"] = float(config["CONFIDENCE_THRESHOLD"])
+    except (TypeError, ValueError):
+        config["CONFIDENCE_THRESHOLD"] = -1.0
+    if not 0 <= config["CONFIDENCE_THRESHOLD"] <= 1:
+        raise ValueError("CONFIDENCE_THRESHOLD must be a probability from 0 to 1")
+    if not isinstance(config["FEEDBACK"], bool):
+        switch = SWITCH.get(str(config["FEEDBACK"]).strip().lower())
+        if switch is None:
+            raise ValueError(f"FEEDBACK must be on or off, got {config['FEEDBACK']!r}")
+        config["FEEDBACK"] = switch
     return config
 
 
 def create_app(test_config: Mapping | None = None) -> Flask:
     """Build the web UI app; `test_config` overrides the defaults and the environment."""
     from webui import api, openapi, ops, pages
+    from webui.challenger import Challenger
+    from webui.feedback import FeedbackStore
     from webui.metrics import Metrics
+    from webui.pending import Pending
     from webui.runs import RunFinder
     from webui.tfs_client import LabelCache, TFServingClient
 
@@ -94,6 +127,17 @@ def create_app(test_config: Mapping | None = None) -> Flask:
         app.config["MLFLOW_TRACKING_URI"], app.config["MLFLOW_UI_URL"],
         app.config["MODEL_NAME"], timeout=app.config["MLFLOW_TIMEOUT"],
         auth=_mlflow_auth(app.config))
+    challenger = None
+    if app.config["MODEL_LABEL"] != CANARY_LABEL:
+        challenger = Challenger(
+            TFServingClient(app.config["TF_SERVING_URL"], app.config["MODEL_NAME"],
+                            app.config["CHALLENGER_TIMEOUT"]),
+            CANARY_LABEL, app.config["VERSION_CACHE_SECONDS"])
+    app.extensions["webui.challenger"] = challenger
+    # The store is opened lazily: predictions work even while its database is down.
+    app.extensions["webui.store"] = FeedbackStore(app.config["FEEDBACK_DB_URL"])
+    app.extensions["webui.pending"] = Pending(app.config["FEEDBACK_WINDOW_SECONDS"],
+                                              app.config["PENDING_MAX_BYTES"])
     Metrics().init_app(app)
 
     app.register_blueprint(pages.bp)

@@ -1,4 +1,4 @@
-"""The JSON API: `POST /api/predict` and `GET /api/model`.
+"""The JSON API: `POST /api/predict`, `POST /api/feedback` and `GET /api/model`.
 
 Every answer here is JSON; failures are `{"error": "..."}` with a 4xx (the request) or a
 502/503/504 (the model service), never a 500 page.
@@ -8,19 +8,39 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from contract import CANARY_LABEL, STABLE_LABEL
-from webui import messages, validation
+from contract import CANARY_LABEL, IMAGE_SIZE, NUM_CLASSES, STABLE_LABEL
+from webui import messages, pending, validation
+from webui.challenger import ChallengerAnswer
+from webui.feedback import Answer, StoreUnavailable
 from webui.tfs_client import ServingProblem, ServingUnavailable
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
+TOP_DIGITS = 3  # how many of the likeliest digits an answer lists
+FEEDBACK_BODY_LIMIT = 4096  # a correction is two small fields
+
 
 @bp.errorhandler(validation.InvalidImage)
 def _invalid_image(error: validation.InvalidImage):
+    return jsonify(error=error.message), error.status
+
+
+class Refused(Exception):
+    """A request this API will not act on; `status` (4xx) and `message` are the answer."""
+
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+@bp.errorhandler(Refused)
+def _refused(error: Refused):
     return jsonify(error=error.message), error.status
 
 
@@ -34,21 +54,66 @@ def _serving_problem(error: ServingProblem):
 def predict():
     """Predict the digit in `{"image": "<PNG data URL or base64>"}`.
 
-    `latency_ms` is the time this server spent on the request: checks plus the model call.
+    `prediction_id` names the answer for POST /api/feedback; `confident` is false below
+    CONFIDENCE_THRESHOLD, and `top` lists the likeliest digits. `challenger` is there when
+    label canary names another version. `latency_ms` is the time this server spent on the
+    request: checks plus the model calls.
     """
     started = time.perf_counter()
     image = validation.parse(_json_body(), current_app.config["MAX_IMAGE_SIDE"])
-    version, outputs = _predict(image.png)
+    version, outputs, challenger = _predict(image.png)
     latency_ms = (time.perf_counter() - started) * 1000
     metrics = current_app.extensions["webui.metrics"]
     metrics.predictions.labels(version, str(outputs["digit"])).inc()
-    return jsonify(
-        digit=outputs["digit"],
-        probabilities=outputs["probabilities"],
-        normalized=outputs["normalized"],
-        model=_model_json(version),
-        latency_ms=round(latency_ms, 2),
-    )
+    prediction_id = pending.new_id()
+    _keep(prediction_id, image.png, version, outputs, challenger)
+    probabilities = outputs["probabilities"]
+    best = sorted(range(len(probabilities)), key=lambda d: -probabilities[d])[:TOP_DIGITS]
+    body = {
+        "prediction_id": prediction_id,
+        "digit": outputs["digit"],
+        "probabilities": probabilities,
+        "confident": probabilities[outputs["digit"]] >= current_app.config["CONFIDENCE_THRESHOLD"],
+        "top": [{"digit": d, "probability": probabilities[d]} for d in best],
+        "normalized": outputs["normalized"],
+        "model": _model_json(version),
+        "latency_ms": round(latency_ms, 2),
+    }
+    if challenger is not None:
+        body["challenger"] = _challenger_json(challenger, version, outputs["digit"])
+    return jsonify(body)
+
+
+@bp.post("/feedback")
+def feedback():
+    """Store `{"prediction_id": "...", "digit": 0-9 | null}` (null: the answer was right).
+
+    What is stored is the answer this server gave (kept in memory since), not what the client
+    claims; the body only says which answer and what the true digit is.
+    """
+    if not current_app.config["FEEDBACK"]:
+        raise Refused(messages.FEEDBACK_OFF, 404)
+    prediction_id, digit = _feedback_fields(
+        _json_body(FEEDBACK_BODY_LIMIT, not_json=messages.FEEDBACK_NOT_JSON))
+    try:
+        answer = current_app.extensions["webui.pending"].find(prediction_id)
+    except pending.ExpiredPrediction:
+        window = current_app.config["FEEDBACK_WINDOW_SECONDS"]
+        raise Refused(messages.PREDICTION_TOO_OLD.format(minutes=window / 60), 410) from None
+    except pending.UnknownPrediction:
+        raise Refused(messages.UNKNOWN_PREDICTION, 404) from None
+    store = current_app.extensions["webui.store"]
+    try:
+        row_id = store.save(answer, digit)
+    except StoreUnavailable as e:
+        current_app.logger.warning("feedback store %s: %s", store.where(), e)
+        return jsonify(error=messages.STORE_DOWN.format(detail=e)), 503
+    verdict = "right" if digit is None or digit == answer.digit else "wrong"
+    current_app.extensions["webui.metrics"].feedback.labels(answer.model_version, verdict).inc()
+    return jsonify(id=row_id, prediction_id=prediction_id, digit=answer.digit,
+                   correction=digit, model={"name": answer.model_name,
+                                            "version": answer.model_version,
+                                            "label": answer.model_label}), 201
 
 
 @bp.get("/model")
@@ -81,28 +146,69 @@ def model():
     )
 
 
-def _json_body() -> object:
+def _json_body(limit: int | None = None, not_json: str = messages.NOT_JSON) -> object:
     """Parse the body as JSON whatever its Content-Type (curl -d sends a form type)."""
     data = request.get_data(cache=False)
     # A chunked body (no Content-Length) is cut at the limit instead of refused: refuse it.
     if request.content_length is None and len(data) >= current_app.config["MAX_CONTENT_LENGTH"]:
         raise RequestEntityTooLarge()
+    if limit is not None and len(data) > limit:
+        raise Refused(messages.BODY_TOO_LARGE.format(limit=limit), 413)
     try:
         return json.loads(data)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-        raise validation.InvalidImage(messages.NOT_JSON) from None
+        raise Refused(not_json) from None
 
 
-def _predict(png: bytes) -> tuple[str, dict]:
+def _feedback_fields(body: object) -> tuple[str, int | None]:
+    """Check a correction's body; raise Refused (400, with a plain message) if it is wrong."""
+    if not isinstance(body, dict):
+        raise Refused(messages.FEEDBACK_NOT_JSON)
+    prediction_id = body.get("prediction_id")
+    if not isinstance(prediction_id, str) or not prediction_id:
+        raise Refused(messages.FEEDBACK_NO_PREDICTION_ID)
+    if "digit" not in body:
+        raise Refused(messages.FEEDBACK_NO_DIGIT)
+    digit = body["digit"]
+    if digit is not None and (type(digit) is not int or not 0 <= digit < NUM_CLASSES):
+        raise Refused(messages.FEEDBACK_BAD_DIGIT.format(value=json.dumps(digit)[:40]))
+    return prediction_id, digit
+
+
+def _keep(prediction_id: str, png: bytes, version: str, outputs: dict,
+          challenger: ChallengerAnswer | None) -> None:
+    """Keep the answer in memory, so a correction stores what the server said."""
+    if not current_app.config["FEEDBACK"]:
+        return
+    rows = outputs["normalized"]
+    normalized = bytes(min(255, max(0, round(v))) for row in rows for v in row)
+    if len(rows) != IMAGE_SIZE or len(normalized) != IMAGE_SIZE * IMAGE_SIZE:
+        return  # not a 28x28: nothing a correction could train on
+    answered = challenger is not None and challenger.digit is not None
+    current_app.extensions["webui.pending"].add(Answer(
+        prediction_id=prediction_id, predicted_at=datetime.now(UTC),
+        model_name=current_app.config["MODEL_NAME"], model_version=version,
+        model_label=current_app.config["MODEL_LABEL"], digit=outputs["digit"],
+        probabilities=tuple(outputs["probabilities"]),
+        png=png if len(png) <= current_app.config["FEEDBACK_MAX_PNG_BYTES"] else None,
+        normalized=normalized,
+        challenger_version=challenger.version if answered else None,
+        challenger_digit=challenger.digit if answered else None))
+
+
+def _predict(png: bytes) -> tuple[str, dict, ChallengerAnswer | None]:
     """Predict with the version the label names, so the answer's version is certain.
 
     The label is resolved first (cached a few seconds) and the request goes to that exact
     version. If the server no longer has it (a promotion unloaded it), resolve once more.
+    The challenger, if any, is asked at the same time and waited for only within its timeout.
     """
     labels = current_app.extensions["webui.labels"]
     client = current_app.extensions["webui.tfs"]
     metrics = current_app.extensions["webui.metrics"]
+    challenger = current_app.extensions["webui.challenger"]
     version = labels.version()
+    asked = challenger.ask(png, version) if challenger else None
     started = time.perf_counter()
     try:
         outputs = client.predict_image(png, version)
@@ -114,7 +220,22 @@ def _predict(png: bytes) -> tuple[str, dict]:
         version = fresh
         outputs = client.predict_image(png, version)
     metrics.serving_latency.observe(time.perf_counter() - started)
-    return version, outputs
+    return version, outputs, challenger.result(asked, version) if asked else None
+
+
+def _challenger_json(answer: ChallengerAnswer, version: str, digit: int) -> dict:
+    """The challenger's answer for the page, counted on /metrics as agreeing or not."""
+    metrics = current_app.extensions["webui.metrics"]
+    body = {"version": answer.version, "label": CANARY_LABEL,
+            "run": _run_json(current_app.extensions["webui.runs"].find(answer.version))}
+    if answer.digit is None:
+        metrics.challenger_missed.labels(version, answer.version).inc()
+        return {**body, "digit": None, "note": answer.note}
+    agrees = answer.digit == digit
+    metrics.challenger_answers.labels(version, answer.version, str(digit),
+                                      str(agrees).lower()).inc()
+    return {**body, "digit": answer.digit, "probabilities": answer.probabilities,
+            "agrees": agrees}
 
 
 def _model_json(version: str) -> dict:

@@ -24,6 +24,22 @@ SERVING_TIMEOUT = "The model service took longer than {seconds:g} s to answer. P
 MODEL_UNAVAILABLE = "The model is not available right now: {detail}"
 SERVING_BAD_ANSWER = "The model service gave an answer the web UI could not use: {detail}"
 
+FEEDBACK_NOT_JSON = ("The request body must be a JSON object like {\"prediction_id\": "
+                     "\"...\", \"digit\": 4} (digit null: the answer was right).")
+FEEDBACK_NO_PREDICTION_ID = ("The \"prediction_id\" field is missing or not a string: send the "
+                             "prediction_id that /api/predict answered with.")
+FEEDBACK_NO_DIGIT = ("The \"digit\" field is missing: send the right digit (0-9), or null if "
+                     "the answer was right.")
+FEEDBACK_BAD_DIGIT = "The \"digit\" field must be a whole number from 0 to 9 or null, not {value}."
+UNKNOWN_PREDICTION = ("This prediction is not known here (the id is wrong, or the web UI "
+                      "restarted since): draw the digit again and correct the new answer.")
+PREDICTION_TOO_OLD = ("This prediction is older than {minutes:g} minutes and no longer kept: "
+                      "draw the digit again and correct the new answer.")
+STORE_DOWN = ("The feedback store is not available ({detail}); nothing was stored. Predictions "
+              "still work. Check FEEDBACK_DB_URL and that its database is running, then send "
+              "the correction again.")
+FEEDBACK_OFF = "Feedback is turned off on this server (FEEDBACK=off)."
+
 NOT_FOUND = "There is no such API endpoint."
 METHOD_NOT_ALLOWED = "This API endpoint does not accept {method} requests."
 BAD_REQUEST = "The request could not be understood."

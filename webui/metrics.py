@@ -38,6 +38,16 @@ class Metrics:
         self.serving_latency = Histogram(
             "webui_tf_serving_predict_duration_seconds", "Round trip of one :predict call.",
             buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.challenger_answers = Counter(
+            "webui_challenger_answers", "Challenger answers beside the main one, by both "
+            "versions, the main answer's digit and whether the two agreed.",
+            ["version", "challenger_version", "digit", "agree"], registry=self.registry)
+        self.challenger_missed = Counter(
+            "webui_challenger_missed", "Challenger calls that gave no answer in time.",
+            ["version", "challenger_version"], registry=self.registry)
+        self.feedback = Counter(
+            "webui_feedback", "Corrections stored, by the answer's version and verdict.",
+            ["version", "verdict"], registry=self.registry)
 
     def init_app(self, app: Flask) -> None:
         app.extensions["webui.metrics"] = self

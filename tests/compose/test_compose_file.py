@@ -164,8 +164,8 @@ def test_each_image_copies_only_what_it_runs():
     assert sorted(copied["serving.Dockerfile"]) == [
         "contract.py", "docker/serving-entrypoint.sh", "serving/"]
     assert copied["mlflow.Dockerfile"] == ["docker/writable-entrypoint.sh"]
-    assert sorted(copied["trainer.Dockerfile"]) == [
-        "contract.py", "docker/writable-entrypoint.sh", "training/"]
+    assert sorted(copied["trainer.Dockerfile"]) == [  # webui/: the feedback store's reader
+        "contract.py", "docker/writable-entrypoint.sh", "training/", "webui/"]
 
 
 def test_training_never_imports_serving():

@@ -13,8 +13,18 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.canary import publish_twice
 from tests.support.ci import fail_in_ci_else_skip
-from tests.support.servers import ROOT, free_port, local_webui, model_available, process, stop
+from tests.support.servers import (
+    ROOT,
+    free_port,
+    local_serving,
+    local_webui,
+    model_available,
+    process,
+    stop,
+)
+from webui.feedback import FeedbackStore
 
 pytestmark = pytest.mark.e2e
 
@@ -28,6 +38,9 @@ ANSWER_TIMEOUT_MS = 20_000
 # Strokes as points in canvas units (0..1), the way a person draws them with a mouse.
 ONE = [[(0.53, 0.14), (0.51, 0.45), (0.48, 0.86)]]
 SEVEN = [[(0.26, 0.20), (0.50, 0.19), (0.74, 0.18), (0.62, 0.45), (0.50, 0.68), (0.43, 0.86)]]
+# Halfway between a 1 with a long serif and a 7 with a short bar: the session's model gives
+# the two about 50% each, far below the page's 70% threshold.
+ONE_OR_SEVEN = [[(0.39, 0.23), (0.56, 0.18), (0.52, 0.50), (0.50, 0.86)]]
 
 
 @pytest.fixture(scope="module")
@@ -44,20 +57,27 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def webui_url(serving_url):
-    with local_webui(serving_url) as url:
+def feedback_db(tmp_path_factory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('feedback')}/feedback.db"
+
+
+@pytest.fixture(scope="module")
+def webui_url(serving_url, feedback_db):
+    with local_webui(serving_url, FEEDBACK_DB_URL=feedback_db) as url:
         yield url
 
 
 class Page:
     """One browser tab on the UI that records console errors and requests to other hosts."""
 
-    def __init__(self, browser, base_url: str, viewport=(960, 720), scale: float = 2):
+    def __init__(self, browser, base_url: str, viewport=(960, 720), scale: float = 2,
+                 touch: bool = False):
         width, height = viewport
         # Reduced motion turns the bars' width transition off, so what a test measures is
         # the final drawing, not a frame of the animation.
         self.context = browser.new_context(viewport={"width": width, "height": height},
-                                           device_scale_factor=scale, reduced_motion="reduce")
+                                           device_scale_factor=scale, reduced_motion="reduce",
+                                           has_touch=touch, is_mobile=touch)
         self.page = self.context.new_page()
         self.problems: list[str] = []
         self.page.on("console", lambda m: m.type == "error" and self.problems.append(m.text))
@@ -76,6 +96,19 @@ class Page:
             for point in xy[1:]:
                 self.page.mouse.move(*point, steps=10)
             self.page.mouse.up()
+
+    def draw_with_finger(self, strokes) -> None:
+        """Draw with touch: real touchstart/touchmove/touchend, as a phone's screen sends them."""
+        cdp = self.context.new_cdp_session(self.page)
+        box = self.page.locator("#canvas").bounding_box()
+        for points in strokes:
+            xy = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in points]
+            path = [xy[0]] + [(a[0] + (b[0] - a[0]) * i / 10, a[1] + (b[1] - a[1]) * i / 10)
+                              for a, b in zip(xy[:-1], xy[1:], strict=True) for i in range(1, 11)]
+            for kind, (x, y) in [("touchStart", path[0])] + [("touchMove", p) for p in path[1:]]:
+                cdp.send("Input.dispatchTouchEvent",
+                         {"type": kind, "touchPoints": [{"x": x, "y": y}]})
+            cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
 
     def locator(self, selector: str):
         return self.page.locator(selector)
@@ -105,6 +138,8 @@ def test_a_drawn_one_is_predicted_after_the_stroke_ends(ui):
 
 
 def test_a_drawn_seven_is_predicted_on_the_button_and_shown_whole(ui, tmp_path):
+    from playwright.sync_api import expect
+
     ui.draw(SEVEN)
     ui.locator("#predict").click()
     expect_answer(ui, "7")
@@ -112,6 +147,7 @@ def test_a_drawn_seven_is_predicted_on_the_button_and_shown_whole(ui, tmp_path):
     widths = ui.locator("#probabilities .fill").evaluate_all(
         "fills => fills.map(f => f.getBoundingClientRect().width)")
     assert max(widths) == widths[7] > 0
+    expect(ui.locator("#answer-line")).to_be_hidden()  # wide screen: the panel is in view
     ink = ui.locator("#normalized").evaluate(
         "c => c.getContext('2d').getImageData(0, 0, 28, 28).data.some(v => v > 0 && v < 255)")
     assert ink
@@ -179,3 +215,91 @@ def test_the_error_shows_when_serving_stops(browser, stack):
             tab.context.close()
     # The failed fetch is logged by Chromium as a console error ("503"): that one is expected.
     assert all("503" in p for p in tab.problems)
+
+
+def test_wrong_it_is_4_stores_the_answer_the_png_and_the_28x28(ui, feedback_db):
+    from playwright.sync_api import expect
+
+    ui.draw(SEVEN)
+    expect_answer(ui, "7")
+    expect(ui.locator("#feedback")).to_contain_text("Nothing about you is kept")
+    ui.page.get_by_role("button", name="Wrong, it is 4").click()
+    expect(ui.locator("#feedback-status")).to_have_text("Thanks: kept as a 4 for training.")
+    expect(ui.page.get_by_role("button", name="Wrong, it is 4")).to_have_attribute(
+        "aria-pressed", "true")
+    row = list(FeedbackStore(feedback_db).corrections(with_png=True))[-1]
+    assert (row.correction, row.label, row.answer.digit) == (4, 4, 7)
+    assert (row.answer.model_version, row.answer.model_label) == ("1", "stable")
+    assert row.answer.png.startswith(b"\x89PNG\r\n\x1a\n")
+    assert len(row.answer.normalized) == 784 and max(row.answer.normalized) > 100
+
+
+def test_right_from_the_keyboard(ui, feedback_db):
+    from playwright.sync_api import expect
+
+    ui.draw(ONE)
+    expect_answer(ui, "1")
+    ui.locator("#clear").focus()
+    ui.page.keyboard.press("Tab")  # the next control after the drawing's buttons
+    ui.page.keyboard.press("Enter")
+    expect(ui.locator("#feedback-status")).to_have_text("Thanks: kept as right.")
+    row = list(FeedbackStore(feedback_db).corrections())[-1]
+    assert row.correction is None and row.label == row.answer.digit == 1
+
+
+def test_an_ambiguous_drawing_reads_as_a_guess_between_two_digits(ui):
+    from playwright.sync_api import expect
+
+    ui.draw(ONE_OR_SEVEN)
+    expect(ui.locator("#unsure")).to_be_visible(timeout=ANSWER_TIMEOUT_MS)
+    expect(ui.locator("#confidence")).to_have_text("(a guess)")
+    first = ui.locator("#unsure .first").inner_text()
+    second = ui.locator("#unsure .second").inner_text()
+    assert {first[0], second[0]} == {"1", "7"}, (first, second)
+    assert ui.locator("#digit").inner_text() == first[0]
+
+
+def test_on_a_phone_the_answer_is_in_view_after_drawing_with_a_finger(browser, webui_url):
+    from playwright.sync_api import expect
+
+    tab = Page(browser, webui_url, viewport=(390, 844), scale=3, touch=True)
+    try:
+        tab.draw_with_finger(ONE)
+        expect(tab.locator("#digit")).to_have_text("1", timeout=ANSWER_TIMEOUT_MS)
+        line = tab.locator("#answer-line")
+        expect(line).to_be_visible()
+        expect(line).to_contain_text("It is 1")
+        box = line.bounding_box()  # relative to the viewport: on screen without scrolling
+        assert 0 <= box["y"] and box["y"] + box["height"] <= 844, box
+        assert tab.locator("#answer-title").bounding_box()["y"] > 844  # the panel is below
+        assert tab.page.evaluate("window.scrollY") == 0  # the finger drew; nothing scrolled
+        assert tab.problems == []
+    finally:
+        tab.context.close()
+
+
+@pytest.fixture(scope="module")
+def canary_url(stack, tmp_path_factory):
+    config = publish_twice(stack.base_path / str(stack.version),
+                           tmp_path_factory.mktemp("canary"))
+    db = tmp_path_factory.mktemp("canary-feedback") / "feedback.db"
+    with local_serving(config) as serving, \
+            local_webui(serving, FEEDBACK_DB_URL=f"sqlite:///{db}") as url:
+        yield url
+
+
+def test_with_a_canary_both_answers_show(browser, canary_url):
+    from playwright.sync_api import expect
+
+    tab = Page(browser, canary_url)
+    try:
+        tab.draw(SEVEN)
+        expect(tab.locator("#digit")).to_have_text("7", timeout=ANSWER_TIMEOUT_MS)
+        expect(tab.locator("#model-version")).to_contain_text("mnist v1 (stable)")
+        expect(tab.locator("#challenger")).to_be_visible()
+        expect(tab.locator("#challenger-model")).to_contain_text("mnist v2 (canary)")
+        expect(tab.locator("#challenger-digit")).to_have_text("7")
+        expect(tab.locator("#challenger-note")).to_contain_text("agrees")
+        assert tab.problems == []
+    finally:
+        tab.context.close()

@@ -46,7 +46,8 @@ def test_answer_shape(webui_url, mnist, stack):
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "application/json"
     body = response.json()
-    assert list(body) == ["digit", "probabilities", "normalized", "model", "latency_ms"]
+    assert list(body) == ["prediction_id", "digit", "probabilities", "confident", "top",
+                          "normalized", "model", "latency_ms"]
     assert isinstance(body["digit"], int) and 0 <= body["digit"] <= 9
     assert len(body["probabilities"]) == 10
     assert sum(body["probabilities"]) == pytest.approx(1.0, abs=1e-3)

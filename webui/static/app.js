@@ -13,6 +13,7 @@
   const canvas = $("canvas");
   const ctx = canvas.getContext("2d");
   const predictUrl = document.body.dataset.predictUrl;
+  const feedbackUrl = document.body.dataset.feedbackUrl; // absent when FEEDBACK=off
   const bars = Array.from($("probabilities").querySelectorAll("li"));
 
   const strokes = []; // each stroke is a list of [x, y] points in 0..1 canvas units
@@ -21,6 +22,7 @@
   let autoTimer = 0;
   let requestSeq = 0; // answers to older requests are dropped
   let inflight = null;
+  let predictionId = null; // the answer on screen, for a correction
 
   // ---- drawing -------------------------------------------------------------------------
 
@@ -184,7 +186,19 @@
   function showAnswer(body) {
     const top = body.probabilities[body.digit];
     $("digit").textContent = String(body.digit);
-    $("confidence").textContent = `(${percent(top)} sure)`;
+    $("confidence").textContent = body.confident ? `(${percent(top)} sure)` : "(a guess)";
+    const [first, second] = body.top;
+    $("result").classList.toggle("unsure", !body.confident);
+    $("unsure").hidden = body.confident;
+    $("unsure").querySelector(".first").textContent = `${first.digit} (${percent(first.probability)})`;
+    $("unsure").querySelector(".second").textContent = `${second.digit} (${percent(second.probability)})`;
+    const line = $("answer-line");
+    line.textContent = body.confident
+      ? `It is ${body.digit} · ${percent(top)} sure`
+      : `Not sure: ${first.digit} or ${second.digit}?`;
+    line.hidden = false;
+    showChallenger(body.challenger, body.model.name);
+    showFeedback(body.prediction_id);
     bars.forEach((li, d) => {
       const p = body.probabilities[d];
       li.querySelector(".fill").style.width = `${(p * 100).toFixed(1)}%`;
@@ -197,6 +211,11 @@
 
   function resetAnswer() {
     $("digit").textContent = "–";
+    $("result").classList.remove("unsure");
+    $("unsure").hidden = true;
+    $("answer-line").hidden = true;
+    $("challenger").hidden = true;
+    showFeedback(null);
     $("confidence").textContent = "";
     $("model-version").textContent = "–";
     bars.forEach((li) => {
@@ -225,9 +244,11 @@
   }
 
   function showModel(model) {
-    const target = $("model-version");
-    const text = `${model.name} v${model.version} (${model.label})`;
-    target.replaceChildren(document.createTextNode(text));
+    showVersion($("model-version"), model.name, model);
+  }
+
+  function showVersion(target, name, model) {
+    target.replaceChildren(document.createTextNode(`${name} v${model.version} (${model.label})`));
     if (model.run && model.run.url) {
       const link = document.createElement("a");
       link.href = model.run.url;
@@ -236,6 +257,70 @@
       link.textContent = `MLflow run ${model.run.run_id.slice(0, 8)}`;
       target.append(" · ", link);
     }
+  }
+
+  // The version label canary names, asked beside the main answer; absent when there is none.
+  function showChallenger(challenger, name) {
+    const box = $("challenger");
+    box.hidden = !challenger;
+    if (!challenger) return;
+    showVersion($("challenger-model"), name, challenger);
+    if (challenger.digit === null) {
+      $("challenger-digit").textContent = "";
+      $("challenger-note").textContent = `not in time (${challenger.note})`;
+    } else {
+      $("challenger-digit").textContent = String(challenger.digit);
+      const p = challenger.probabilities[challenger.digit];
+      $("challenger-note").textContent = `${percent(p)} sure, ${challenger.agrees ? "agrees" : "disagrees"}`;
+    }
+    box.dataset.agrees = String(Boolean(challenger.agrees));
+  }
+
+  // ---- corrections -----------------------------------------------------------------------
+
+  function showFeedback(id) {
+    predictionId = id;
+    const box = $("feedback");
+    if (!box) return;
+    box.hidden = !id;
+    box.querySelectorAll("button").forEach((b) => {
+      b.setAttribute("aria-pressed", "false");
+      b.disabled = false;
+    });
+    $("feedback-status").textContent = "";
+  }
+
+  async function sendFeedback(button, digit) {
+    if (!predictionId) return;
+    const id = predictionId;
+    const status = $("feedback-status");
+    status.textContent = "Sending…";
+    try {
+      const response = await fetch(feedbackUrl, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", Accept: "application/json" },
+        body: JSON.stringify({ prediction_id: id, digit }),
+      });
+      const body = await response.json().catch(() => null);
+      if (id !== predictionId) return; // a newer answer replaced this one meanwhile
+      if (response.status === 201) {
+        $("feedback").querySelectorAll("button").forEach((b) => b.setAttribute("aria-pressed", "false"));
+        button.setAttribute("aria-pressed", "true");
+        status.textContent = digit === null
+          ? "Thanks: kept as right."
+          : `Thanks: kept as a ${digit} for training.`;
+      } else {
+        status.textContent = (body && body.error) || `Not kept (HTTP ${response.status}).`;
+      }
+    } catch (error) {
+      if (id === predictionId) status.textContent = "Not kept: the web UI could not be reached.";
+    }
+  }
+
+  if ($("feedback")) {
+    $("right").addEventListener("click", (event) => sendFeedback(event.currentTarget, null));
+    $("wrong").querySelectorAll("button").forEach((b) => b.addEventListener(
+      "click", () => sendFeedback(b, Number(b.dataset.digit))));
   }
 
   // 422 is the server's "empty drawing": a hint, not an error. Everything else is a problem.

@@ -1,0 +1,290 @@
+"""Measure what the feedback loop is worth, and what it costs the page.
+
+1. Worth: MNIST *test* digits redrawn in a style the model does badly on (strokes about three
+   times as thick as MNIST's, slanted hard to the right) go through the real web UI;
+   500 of them are corrected through POST /api/feedback. `train --feedback` then trains the
+   next version. Printed: accuracy on the held-out corrections and on 2,000 fresh styled
+   digits, before and after, and on MNIST test digits no correction came from (must not drop).
+2. Cost: /api/predict p50/p99 at concurrency 1 with and without a canary answering beside
+   the champion (the shadow call should cost <= 1 ms at p50).
+3. Feedback writes per second with SQLite: through the store directly and through the API.
+
+Usage:
+    python bench/feedback_loop.py --out results/feedback_loop.json
+    python bench/feedback_loop.py --train-limit 12000 --epochs 2   # a shorter run
+
+Trains two models under a temporary folder (quick profile; minutes on 2 cores). Not run by CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import requests
+from PIL import Image, ImageFilter
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from contract import IMAGE_INPUT, IMAGE_SIGNATURE, MODEL_NAME  # noqa: E402  (path set above)
+from training import data as mnist_data  # noqa: E402
+from training import (  # noqa: E402
+    feedback,
+    models_config,  # noqa: E402
+    registry,
+    train,
+)
+from training.config import Settings  # noqa: E402
+from webui import pending  # noqa: E402
+from webui.feedback import Answer, FeedbackStore  # noqa: E402
+
+DEFAULT_MNIST = ROOT.parent / "shared" / "data" / "mnist"
+CORRECTED = range(5000, 5500)  # MNIST test digits people "drew" and corrected
+FRESH = range(5500, 7500)  # more of the style, never corrected: a larger before/after check
+UNTOUCHED = range(0, 5000)  # MNIST test digits no correction came from
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python bench/feedback_loop.py",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mnist-dir", default=os.environ.get("MNIST_DIR") or str(DEFAULT_MNIST),
+                        help="folder with the four MNIST files (default: %(default)s)")
+    parser.add_argument("--train-limit", type=int, default=None,
+                        help="training images per model (default: all 60,000)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epochs per model (default: the quick profile's)")
+    parser.add_argument("--requests", type=int, default=300,
+                        help="timed /api/predict requests per setting (default: %(default)s)")
+    parser.add_argument("--out", default=None, help="also write the JSON here (default: none)")
+    return parser.parse_args(argv)
+
+
+# ---- the style -------------------------------------------------------------------------------
+
+def styled_png(pixels: np.ndarray, pen: int = 15, slant: float = 0.5) -> bytes:
+    """Redraw an MNIST digit with a thick pen and a strong slant, on a 400x400 canvas."""
+    big = Image.fromarray(pixels).resize((280, 280), Image.Resampling.BILINEAR)
+    canvas = Image.new("L", (400, 400))
+    canvas.paste(big, (60, 60))  # room for the slant
+    ink = canvas.point(lambda v: 255 if v > 100 else 0).filter(ImageFilter.MaxFilter(pen))
+    sheared = ink.transform(ink.size, Image.Transform.AFFINE,
+                            (1, slant, -slant * 200, 0, 1, 0), Image.Resampling.BILINEAR)
+    out = io.BytesIO()
+    Image.eval(sheared, lambda v: 255 - v).save(out, format="PNG")
+    return out.getvalue()
+
+
+# ---- servers ---------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def server(args: list[str], probe: str, env: dict | None = None, timeout: float = 180):
+    proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{args[2]} exited with {proc.returncode}")
+            try:
+                if requests.get(probe, timeout=2).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{args[2]} not ready after {timeout:.0f}s")
+            time.sleep(0.2)
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+@contextmanager
+def stack_for(config: Path, db_url: str):
+    """Our model server on `config` and the web UI in front; yield (serving, webui) URLs."""
+    rest, ui = free_port(), free_port()
+    serving_url, webui_url = f"http://127.0.0.1:{rest}", f"http://127.0.0.1:{ui}"
+    with ExitStack() as stack:
+        stack.enter_context(server(
+            [sys.executable, "-m", "serving", f"--rest_api_port={rest}",
+             f"--model_config_file={config}"], f"{serving_url}/v1/models/{MODEL_NAME}"))
+        stack.enter_context(server(
+            [sys.executable, "-m", "webui", "--port", str(ui)], f"{webui_url}/readyz",
+            env={"TF_SERVING_URL": serving_url, "FEEDBACK_DB_URL": db_url}))
+        yield serving_url, webui_url
+
+
+def predict(url: str, png: bytes, session: requests.Session) -> dict:
+    image = base64.b64encode(png).decode()
+    response = session.post(f"{url}/api/predict", json={"image": image}, timeout=30)
+    response.raise_for_status()
+    return response.json()
+
+
+def served_accuracy(serving_url: str, version: int, pngs: list[bytes], labels) -> float:
+    """Accuracy of one served version through `predict_image`, as the page gets it."""
+    session, right = requests.Session(), 0
+    for start in range(0, len(pngs), 50):
+        batch = [{IMAGE_INPUT: {"b64": base64.b64encode(p).decode()}}
+                 for p in pngs[start:start + 50]]
+        body = session.post(f"{serving_url}/v1/models/{MODEL_NAME}/versions/{version}:predict",
+                            json={"signature_name": IMAGE_SIGNATURE, "instances": batch},
+                            timeout=120).json()
+        right += sum(row["digit"] == int(label) for row, label in
+                     zip(body["predictions"], labels[start:start + 50], strict=True))
+    return right / len(pngs)
+
+
+def latency(url: str, pngs: list[bytes], total: int) -> dict:
+    session = requests.Session()
+    for png in pngs[:20]:
+        predict(url, png, session)  # warm-up: label caches, connections, the graph
+    seconds = []
+    for i in range(total):
+        started = time.perf_counter()
+        predict(url, pngs[i % len(pngs)], session)
+        seconds.append(time.perf_counter() - started)
+    cuts = statistics.quantiles(seconds, n=100)
+    return {"p50_ms": round(cuts[49] * 1000, 2), "p99_ms": round(cuts[98] * 1000, 2),
+            "requests": total}
+
+
+# ---- the run ---------------------------------------------------------------------------------
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    mnist = mnist_data.load(args.mnist_dir)
+    root = Path(tempfile.mkdtemp(prefix="digitops-feedback-bench-"))
+    db_url = f"sqlite:///{root}/feedback.db"
+    settings = Settings(tracking_uri=f"sqlite:///{root}/mlflow.db",
+                        artifact_root=str(root / "artifacts"), models_dir=str(root / "models"),
+                        models_config=str(root / "models.config"),
+                        serving_base_path=str(root / "models" / MODEL_NAME),
+                        data_dir=args.mnist_dir, feedback_db_url=db_url)
+    sizes = {"train_limit": args.train_limit, "epochs": args.epochs}
+    result: dict = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+                    "style": "MNIST test digits at 280 px, strokes thickened by a 15 px pen "
+                             "(about 3x MNIST's after the 20x20 fit), sheared 0.5 to the right",
+                    "training": {"profile": "quick", **sizes}}
+    try:
+        print("training the champion (quick profile)...", flush=True)
+        first = train.run(settings, profile="quick", verbose=0, **sizes)
+        registry.promote(settings, first.version, min_accuracy=0.0)
+
+        corrected = [styled_png(mnist.x_test[i]) for i in CORRECTED]
+        fresh = [styled_png(mnist.x_test[i]) for i in FRESH]
+        labels = mnist.y_test
+
+        print("drawing and correcting 500 styled digits through the web UI...", flush=True)
+        with stack_for(Path(settings.models_config), db_url) as (_, ui):
+            session, writes, right = requests.Session(), [], 0
+            sure = {True: [], False: []}  # confident or not -> was it right
+            for png, label in zip(corrected, labels[CORRECTED.start:CORRECTED.stop],
+                                  strict=True):
+                body = predict(ui, png, session)
+                said_right = bool(body["digit"] == label)
+                right += said_right
+                sure[body["confident"]].append(said_right)
+                started = time.perf_counter()
+                response = session.post(f"{ui}/api/feedback", timeout=30, json={
+                    "prediction_id": body["prediction_id"],
+                    "digit": None if said_right else int(label)})
+                writes.append(time.perf_counter() - started)
+                response.raise_for_status()
+        result["feedback_api"] = {"corrections": len(writes),
+                                  "writes_per_second": round(len(writes) / sum(writes), 1),
+                                  "p50_ms": round(statistics.median(writes) * 1000, 2)}
+        result["champion_on_the_style_through_the_page"] = {
+            "accuracy": round(right / len(corrected), 4),
+            **{("confident" if flag else "a_guess"): {
+                "answers": len(said), "accuracy": round(sum(said) / len(said), 4) if said else None}
+               for flag, said in sure.items()}}
+
+        print("training with --feedback...", flush=True)
+        second = train.run(settings, profile="quick", verbose=0, use_feedback=True, **sizes)
+        data = feedback.load(FeedbackStore(db_url))
+        before = feedback.evaluate(feedback.saved_model_predict(settings, first.version), data)
+        after = feedback.evaluate(feedback.saved_model_predict(settings, second.version), data)
+        registry.promote(settings, second.version, min_accuracy=0.0, canary=True)
+
+        untouched = mnist.x_test[UNTOUCHED.start:UNTOUCHED.stop].astype("float32")
+        untouched_labels = labels[UNTOUCHED.start:UNTOUCHED.stop]
+
+        def mnist_accuracy(version: int) -> float:
+            probabilities = feedback.saved_model_predict(settings, version)(untouched)
+            return round(float((probabilities.argmax(1) == untouched_labels).mean()), 4)
+
+        with stack_for(Path(settings.models_config), db_url) as (serving, ui):
+            fresh_labels = labels[FRESH.start:FRESH.stop]
+            result["worth"] = {
+                "held_out_corrections": len(data.holdout),
+                "trained_on_corrections": len(data.train),
+                "held_out_accuracy": {"before": round(before["feedback_accuracy"], 4),
+                                      "after": round(after["feedback_accuracy"], 4)},
+                "fresh_styled_2000": {
+                    "before": round(served_accuracy(serving, first.version, fresh,
+                                                    fresh_labels), 4),
+                    "after": round(served_accuracy(serving, second.version, fresh,
+                                                   fresh_labels), 4)},
+                "mnist_test_untouched_5000": {"before": mnist_accuracy(first.version),
+                                              "after": mnist_accuracy(second.version)},
+            }
+            print("timing /api/predict with the canary answering beside...", flush=True)
+            with_canary = latency(ui, fresh, args.requests)
+        models_config.write(models_config.build(first.version, name=MODEL_NAME,
+                                                base_path=settings.serving_base_path),
+                            settings.models_config)
+        with stack_for(Path(settings.models_config), db_url) as (_, ui):
+            print("timing /api/predict without a canary...", flush=True)
+            without = latency(ui, fresh, args.requests)
+        result["predict_latency_concurrency_1"] = {
+            "without_canary": without, "with_canary": with_canary,
+            "shadow_cost_p50_ms": round(with_canary["p50_ms"] - without["p50_ms"], 2)}
+
+        result["store_writes_per_second_sqlite"] = store_writes(root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
+def store_writes(root: Path, total: int = 500) -> float:
+    """Committed corrections per second, one writer, straight into the SQLite store."""
+    store = FeedbackStore(f"sqlite:///{root}/writes.db")
+    store.migrate()
+    png = styled_png(np.zeros((28, 28), np.uint8))
+    started = time.perf_counter()
+    for i in range(total):
+        store.save(Answer(pending.new_id(), datetime.now(UTC), MODEL_NAME, "1", "stable", i % 10,
+                          tuple([0.1] * 10), png, bytes(784)), (i + 1) % 10)
+    return round(total / (time.perf_counter() - started), 1)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

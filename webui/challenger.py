@@ -1,0 +1,89 @@
+"""The challenger: the version that label `canary` names, asked beside the main answer.
+
+It runs on a thread pool of its own, through a TF Serving client of its own whose timeout is
+short, so it can neither delay the main answer beyond that timeout (counted from when the
+request started) nor fail it: every problem becomes a note in the answer.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+
+from webui.tfs_client import ServingProblem, TFServingClient
+
+
+@dataclass(frozen=True)
+class ChallengerAnswer:
+    version: str
+    digit: int | None = None
+    probabilities: list[float] | None = None
+    note: str | None = None  # why there is no digit
+
+
+@dataclass(frozen=True)
+class Asked:
+    """A challenger call in flight, and when the main answer stops waiting for it."""
+
+    future: Future
+    deadline: float
+
+
+class Challenger:
+    def __init__(self, client: TFServingClient, label: str, ttl: float, workers: int = 16):
+        self.client = client
+        self.label = label
+        self.ttl = ttl
+        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="challenger")
+        self._lock = threading.Lock()
+        self._version: str | None = None
+        self._expires = 0.0
+
+    @property
+    def timeout(self) -> float:
+        return self.client.timeout
+
+    def ask(self, png: bytes, main_version: str) -> Asked:
+        """Start asking the challenger about `png`; never blocks."""
+        deadline = time.monotonic() + self.timeout
+        return Asked(self._executor.submit(self._answer, png, main_version), deadline)
+
+    def result(self, asked: Asked, main_version: str) -> ChallengerAnswer | None:
+        """Its answer, a note that it was late, or None when no other version is labelled."""
+        try:
+            return asked.future.result(timeout=max(0.0, asked.deadline - time.monotonic()))
+        except FutureTimeout:
+            version = self._version  # the last known: the lookup itself may be what is late
+            if version is None or version == main_version:
+                return None
+            return ChallengerAnswer(version, note=f"did not answer within "
+                                                  f"{self.timeout * 1000:.0f} ms")
+
+    def _answer(self, png: bytes, main_version: str) -> ChallengerAnswer | None:
+        version = self._resolve()
+        if version is None or version == main_version:
+            return None
+        try:
+            outputs = self.client.predict_image(png, version)
+        except ServingProblem as e:
+            return ChallengerAnswer(version, note=e.message)
+        return ChallengerAnswer(version, outputs["digit"], outputs["probabilities"])
+
+    def _resolve(self) -> str | None:
+        """The version the label names, or None; both answers are kept `ttl` seconds."""
+        if time.monotonic() < self._expires:
+            return self._version
+        with self._lock:
+            if time.monotonic() < self._expires:
+                return self._version
+            try:
+                statuses = self.client.status(label=self.label)
+                available = [s.version for s in statuses if s.state == "AVAILABLE"]
+                self._version = available[0] if available else None
+            except ServingProblem:
+                self._version = None  # the label is not set, or names nothing loaded
+            self._expires = time.monotonic() + self.ttl
+            return self._version
