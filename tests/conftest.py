@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.servers import local_serving
+from tests.support.servers import local_mlflow, local_serving
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
@@ -76,6 +76,14 @@ def serving_url(stack, tmp_path_factory):
     """The REST URL of `python -m serving` serving `stack` on a free loopback port."""
     log = tmp_path_factory.mktemp("logs") / "serving.log"
     with local_serving(stack.models_config, log=log) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def mlflow_url(stack, tmp_path_factory):
+    """A real `mlflow server` on the session's store, on a free loopback port."""
+    log = tmp_path_factory.mktemp("logs") / "mlflow.log"
+    with local_mlflow(stack.tracking_uri, stack.root / "artifacts", log=log) as url:
         yield url
 
 

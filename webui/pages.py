@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template
 
+from contract import CANVAS_EXPORT_SIDE, PEN_WIDTH
+
 bp = Blueprint("pages", __name__)
 
 
 @bp.get("/")
 def index():
-    return render_template("index.html", feedback=current_app.config["FEEDBACK"])
+    return render_template("index.html", feedback=current_app.config["FEEDBACK"],
+                           pen_width=PEN_WIDTH, export_side=CANVAS_EXPORT_SIDE)

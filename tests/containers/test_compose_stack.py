@@ -122,6 +122,7 @@ def _write_env(root: Path, mnist_dir: Path, serving_image: str | None, tag: str)
                             capture_output=True, text=True).stdout.strip()
     values = composefile.read_env_file()
     values.update(DIGITOPS_TAG=tag, MNIST_DIR=str(mnist_dir.resolve()), TRAIN_ARGS=TRAIN_ARGS,
+                  DRAWN_DIGITS_PER_DIGIT="20",
                   GIT_COMMIT=commit)
     if os.geteuid() != 0:  # files the containers write must be ours; as root, chown instead
         values.update(APP_UID=str(os.getuid()), APP_GID=str(os.getgid()))

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import pytest
 
+from tests.support.browser import Page
 from tests.support.canary import publish_twice
-from tests.support.ci import fail_in_ci_else_skip
 from tests.support.servers import (
     ROOT,
     free_port,
@@ -28,9 +27,6 @@ from webui.feedback import FeedbackStore
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 # The README's picture: rewritten only on request, `UPDATE_SCREENSHOT=1 make test-e2e`.
 SCREENSHOT = ROOT / "docs" / "webui.png"
 ANSWER_TIMEOUT_MS = 20_000
@@ -46,85 +42,6 @@ SERIF_STARTS = (0.42, 0.39, 0.45, 0.36, 0.48)
 
 def one_or_seven(x: float) -> list:
     return [[(x, 0.22), (0.56, 0.18), (0.52, 0.50), (0.50, 0.86)]]
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        fail_in_ci_else_skip(f"{CHROMIUM} not found: install Debian's chromium package to run "
-                             "browser tests")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture(scope="module")
-def feedback_db(tmp_path_factory) -> str:
-    return f"sqlite:///{tmp_path_factory.mktemp('feedback')}/feedback.db"
-
-
-@pytest.fixture(scope="module")
-def webui_url(serving_url, feedback_db):
-    with local_webui(serving_url, FEEDBACK_DB_URL=feedback_db) as url:
-        yield url
-
-
-class Page:
-    """One browser tab on the UI that records console errors and requests to other hosts."""
-
-    def __init__(self, browser, base_url: str, viewport=(960, 720), scale: float = 2,
-                 touch: bool = False):
-        width, height = viewport
-        # Reduced motion turns the bars' width transition off, so what a test measures is
-        # the final drawing, not a frame of the animation.
-        self.context = browser.new_context(viewport={"width": width, "height": height},
-                                           device_scale_factor=scale, reduced_motion="reduce",
-                                           has_touch=touch, is_mobile=touch)
-        self.page = self.context.new_page()
-        self.problems: list[str] = []
-        self.page.on("console", lambda m: m.type == "error" and self.problems.append(m.text))
-        self.page.on("pageerror", lambda e: self.problems.append(str(e)))
-        self.page.on("request", lambda r: r.url.startswith(base_url)
-                     or self.problems.append(f"request to another host: {r.url}"))
-        self.page.goto(base_url + "/")
-
-    def draw(self, strokes) -> None:
-        """Draw with the mouse: real pointerdown, pointermove and pointerup events."""
-        box = self.page.locator("#canvas").bounding_box()
-        for points in strokes:
-            xy = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in points]
-            self.page.mouse.move(*xy[0])
-            self.page.mouse.down()
-            for point in xy[1:]:
-                self.page.mouse.move(*point, steps=10)
-            self.page.mouse.up()
-
-    def draw_with_finger(self, strokes) -> None:
-        """Draw with touch: real touchstart/touchmove/touchend, as a phone's screen sends them."""
-        cdp = self.context.new_cdp_session(self.page)
-        box = self.page.locator("#canvas").bounding_box()
-        for points in strokes:
-            xy = [(box["x"] + x * box["width"], box["y"] + y * box["height"]) for x, y in points]
-            path = [xy[0]] + [(a[0] + (b[0] - a[0]) * i / 10, a[1] + (b[1] - a[1]) * i / 10)
-                              for a, b in zip(xy[:-1], xy[1:], strict=True) for i in range(1, 11)]
-            for kind, (x, y) in [("touchStart", path[0])] + [("touchMove", p) for p in path[1:]]:
-                cdp.send("Input.dispatchTouchEvent",
-                         {"type": kind, "touchPoints": [{"x": x, "y": y}]})
-            cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
-
-    def locator(self, selector: str):
-        return self.page.locator(selector)
-
-
-@pytest.fixture
-def ui(browser, webui_url):
-    tab = Page(browser, webui_url)
-    yield tab
-    tab.context.close()
-    assert tab.problems == []
 
 
 def expect_answer(ui: Page, digit: str) -> None:

@@ -10,16 +10,8 @@ import pytest
 from mlflow import MlflowClient
 
 from contract import mlflow_model_url, mlflow_run_url, mlflow_runs_url
-from tests.support.servers import local_mlflow
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def mlflow_url(stack, tmp_path_factory):
-    log = tmp_path_factory.mktemp("logs") / "mlflow.log"
-    with local_mlflow(stack.tracking_uri, stack.root / "artifacts", log=log) as url:
-        yield url
 
 
 @pytest.fixture

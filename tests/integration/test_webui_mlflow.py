@@ -9,19 +9,12 @@ from __future__ import annotations
 import pytest
 
 from tests.support.images import canvas_png, data_url
-from tests.support.servers import free_port, local_mlflow
+from tests.support.servers import free_port
 from webui import create_app
 
 pytestmark = pytest.mark.integration
 
 UI_URL = "http://mlflow.example:5000"  # what the browser would open; never fetched here
-
-
-@pytest.fixture(scope="module")
-def mlflow_url(stack, tmp_path_factory):
-    log = tmp_path_factory.mktemp("logs") / "mlflow.log"
-    with local_mlflow(stack.tracking_uri, stack.root / "artifacts", log=log) as url:
-        yield url
 
 
 @pytest.fixture

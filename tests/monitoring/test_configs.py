@@ -94,3 +94,19 @@ def test_grafana_reads_the_prometheus_compose_runs():
     provider = yaml.safe_load((MONITORING / "grafana/provisioning/dashboards/digitops.yml")
                               .read_text())["providers"][0]
     assert Path(provider["options"]["path"]) == Path("/var/lib/grafana/dashboards")
+
+
+def test_rules_and_dashboard_name_only_series_the_web_ui_exports():
+    """An alert on a series nobody exports never fires: hold the names to webui/metrics.py."""
+    import re
+
+    from webui.metrics import Metrics
+
+    suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"),
+                "gauge": ("",)}
+    exported = {metric.name + suffix for metric in Metrics().registry.collect()
+                for suffix in suffixes.get(metric.type, ("",))}
+    texts = [p.read_text() for p in (ROOT / "monitoring").rglob("*") if p.suffix in
+             (".yml", ".yaml", ".json") and "tests" not in p.parts]
+    used = {name for text in texts for name in re.findall(r"\bwebui_[a-z_]+", text)}
+    assert used and used <= exported, used - exported

@@ -175,7 +175,10 @@ def test_up_shows_progress_and_the_three_urls(stack):
     assert "trained and promoted mnist v1" in text  # the trainer's own output, shown
     assert re.search(r"^\[4/4\] webui +ready in [\d.]+s \(pid \d+\)", text, re.M), text
     assert f"http://localhost:{stack.ports.webui}" in text
-    assert f"http://localhost:{stack.ports.mlflow}" in text
+    # MLflow's links open on the runs and the registry, not on its GenAI pages.
+    assert re.search(rf"^  MLflow +http://localhost:{stack.ports.mlflow}/#/experiments/\d+/runs"
+                     r"\?workflowType=machine_learning$", text, re.M), text
+    assert f"http://localhost:{stack.ports.mlflow}/#/models/mnist" in text
     assert f"http://localhost:{stack.ports.rest}/v1/models/mnist" in text
     assert (stack.checkout / "models" / "models.config").is_file()
     assert (stack.checkout / "mlruns" / "mlflow.db").is_file()

@@ -60,3 +60,11 @@ def test_static_files_are_served(client, path, mimetype):
     response = client.get(path)
     assert response.status_code == 200
     assert response.mimetype == mimetype
+
+
+def test_the_page_draws_with_the_contracts_pen(page):
+    """The drawn-digit test set draws with contract.py's pen: the page must read the same."""
+    from contract import CANVAS_EXPORT_SIDE, PEN_WIDTH
+
+    assert f'data-pen-width="{PEN_WIDTH}"' in page
+    assert f'data-export-side="{CANVAS_EXPORT_SIDE}"' in page

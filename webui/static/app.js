@@ -3,10 +3,12 @@
 "use strict";
 
 (() => {
-  // Stroke width as a fraction of the canvas side. A digit drawn about 2/3 of the canvas tall
-  // becomes ~2 px strokes once the model fits it into MNIST's 20x20 box: MNIST-like ink.
-  const PEN_WIDTH = 0.075;
-  const EXPORT_SIDE = 280; // the PNG sent to the API, whatever the screen's pixel density
+  // Pen width as a fraction of the canvas side, and the side of the PNG sent to the API
+  // whatever the screen's pixel density: contract.py's PEN_WIDTH and CANVAS_EXPORT_SIDE, which
+  // the drawn-digit test set draws with too. A digit drawn about 2/3 of the canvas tall becomes
+  // ~2 px strokes once the model fits it into MNIST's 20x20 box: MNIST-like ink.
+  const PEN_WIDTH = Number(document.body.dataset.penWidth);
+  const EXPORT_SIDE = Number(document.body.dataset.exportSide);
   const AUTO_PREDICT_MS = 400; // quiet time after a stroke ends before predicting on our own
 
   const $ = (id) => document.getElementById(id);
