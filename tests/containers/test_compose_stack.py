@@ -285,12 +285,15 @@ def test_mlflow_rest_api_lists_the_run_and_the_registered_model(stack):
 def test_tf_serving_predicts_from_pixels_and_from_a_png(stack, mnist):
     champion = _champion()
     url = f"{TFS}/v1/models/{MODEL_NAME}/labels/{STABLE_LABEL}:predict"
-    count = 200
-    reply = requests.post(url, json={
-        "signature_name": SERVING_SIGNATURE,
-        "instances": [{"pixels": image.tolist()} for image in mnist.x_test[:count]]}, timeout=60)
-    assert reply.status_code == 200, reply.text
-    digits = [p["digit"] for p in reply.json()["predictions"]]
+    count, batch = 192, 32  # serving/batching.config: max_batch_size 32, as TF Serving enforces
+    digits = []
+    for start in range(0, count, batch):
+        reply = requests.post(url, json={
+            "signature_name": SERVING_SIGNATURE,
+            "instances": [{"pixels": image.tolist()}
+                          for image in mnist.x_test[start:start + batch]]}, timeout=60)
+        assert reply.status_code == 200, reply.text
+        digits += [p["digit"] for p in reply.json()["predictions"]]
     right = sum(int(d == y) for d, y in zip(digits, mnist.y_test[:count], strict=True))
     served_accuracy = right / count
     tags = {t["key"]: t["value"] for t in champion.get("tags", [])}
