@@ -161,7 +161,8 @@ def test_web_ui_links_each_answer_to_its_run(stores, settings, trained, mnist):
     run = model["run"]
     assert run["run_id"] == second.run_id
     page, _, fragment = run["url"].partition("#")
-    assert fragment == f"/experiments/{run['experiment_id']}/runs/{second.run_id}"
+    assert fragment == (f"/experiments/{run['experiment_id']}/runs/{second.run_id}"
+                        "?workflowType=machine_learning")
     index = requests.get(page, timeout=30)
     assert index.status_code == 200 and "<html" in index.text.lower()
     found = requests.get(f"{stores.mlflow_url}/api/2.0/mlflow/runs/get",

@@ -40,7 +40,8 @@ def test_a_bad_timeout_fails_at_startup_with_its_name(value):
         load_config(environ={"TF_SERVING_TIMEOUT": value})
 
 
-def test_mlflow_links_only_for_an_http_tracking_server():
+def test_mlflow_links_only_for_an_http_tracking_server(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # mlflow.set_tracking_uri sets it
     assert not create_app().extensions["webui.runs"].enabled  # sqlite default
     app = create_app({"MLFLOW_TRACKING_URI": "http://mlflow:5000"})
     assert app.extensions["webui.runs"].enabled

@@ -53,8 +53,8 @@ def test_a_correction_is_stored_with_what_the_server_answered(app, kept):
 
 @pytest.mark.parametrize("body, status, words", [
     ({"prediction_id": "p1-0", "digit": 4}, 404, "not known"),
-    ({"prediction_id": pending.new_id(), "digit": 4}, 404, "restarted"),
-    ({"prediction_id": pending.new_id(time.time() - 3600), "digit": 4}, 410, "older than 15"),
+    ({"prediction_id": "FRESH", "digit": 4}, 404, "restarted"),
+    ({"prediction_id": "HOUR_OLD", "digit": 4}, 410, "older than 15"),
     ("KEPT", 400, "0 to 9"),  # digit 10
     ({"digit": 4}, 400, "prediction_id"),
     ({"prediction_id": 12, "digit": 4}, 400, "prediction_id"),
@@ -73,6 +73,10 @@ def test_bad_corrections_are_4xx_json_and_store_nothing(app, kept, body, status,
         body = {"prediction_id": kept.prediction_id, "digit": 10}
     elif isinstance(body, dict) and body.get("prediction_id") == "KEPT":
         body = {**body, "prediction_id": kept.prediction_id}
+    elif isinstance(body, dict) and body.get("prediction_id") in ("FRESH", "HOUR_OLD"):
+        # Made now, not at collection: a long test session must not age them.
+        made = time.time() - (3600 if body["prediction_id"] == "HOUR_OLD" else 0)
+        body = {**body, "prediction_id": pending.new_id(made)}
     if body == "not json":
         response = client.post("/api/feedback", data="{digit: 4", content_type="application/json")
     else:
