@@ -18,9 +18,9 @@ from scipy import ndimage
 from skimage.morphology import skeletonize
 
 from contract import IMAGE_SIZE
+from training.drawn import INK_LEVEL  # MNIST pixels that are the pen's path
+from training.preprocess import FIT_SIZE  # the box predict_image fits a drawing's ink into
 
-FIT_SIZE = 20  # as training.preprocess.FIT_SIZE: the box MNIST fits a digit's ink into
-INK_LEVEL = 96  # as training.drawn.INK_LEVEL: MNIST pixels that are the pen's path
 PEN_RANGE = (1.2, 4.4)  # pen width in 28x28 pixels: a large digit, thin pen .. a small one
 BATCH = 4096
 
