@@ -54,7 +54,7 @@ class Settings:
         """Defaults, overridden by whichever of ENV_VARS are set and non-empty."""
         values = {f: environ[v] for f, v in ENV_VARS.items() if environ.get(v)}
         if "drawn_per_digit" in values:
-            values["drawn_per_digit"] = int(values["drawn_per_digit"])
+            values["drawn_per_digit"] = _drawn_per_digit(values["drawn_per_digit"])
         return cls(**values)
 
     @property
@@ -62,3 +62,14 @@ class Settings:
         """The folder holding the numbered version directories."""
         return os.path.join(self.models_dir, self.model_name)
 
+
+
+MAX_DRAWN_PER_DIGIT = 800  # MNIST's test split has 892 fives; a few are passed over
+
+
+def _drawn_per_digit(text: str) -> int:
+    """DRAWN_DIGITS_PER_DIGIT as a number the test split can supply, or a clear ValueError."""
+    if not text.strip().isdigit() or not 1 <= int(text) <= MAX_DRAWN_PER_DIGIT:
+        raise ValueError(f"DRAWN_DIGITS_PER_DIGIT must be a whole number from 1 to "
+                         f"{MAX_DRAWN_PER_DIGIT}, got {text!r}")
+    return int(text)

@@ -61,3 +61,10 @@ def test_architecture_names_match_the_models_built():
 
     assert set(profiles.ARCHITECTURE_NAMES) == set(models.ARCHITECTURES)
     assert profiles.DEFAULT_PROFILE in profiles.PROFILES
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-3", "5000", "2.5"])
+def test_a_drawn_set_size_the_test_split_cannot_supply_is_refused_clearly(value):
+    with pytest.raises(ValueError, match="DRAWN_DIGITS_PER_DIGIT must be a whole number from 1"):
+        Settings.from_env({"DRAWN_DIGITS_PER_DIGIT": value})
+    assert Settings.from_env({"DRAWN_DIGITS_PER_DIGIT": "20"}).drawn_per_digit == 20
