@@ -17,6 +17,9 @@ IMAGE_INPUT = "image"
 PROBABILITIES_OUTPUT = "probabilities"
 DIGIT_OUTPUT = "digit"
 NORMALIZED_OUTPUT = "normalized"
+# TF Serving replays the PredictionLog records in this file of a version folder before it
+# serves that version; the trainer writes it, both servers read it.
+WARMUP_FILE = "assets.extra/tf_serving_warmup_requests"
 
 # TF Serving version labels and the MLflow aliases behind them.
 STABLE_LABEL = "stable"
@@ -24,6 +27,20 @@ CANARY_LABEL = "canary"
 CHAMPION_ALIAS = "champion"
 CHALLENGER_ALIAS = "challenger"
 LABEL_FOR_ALIAS = {CHAMPION_ALIAS: STABLE_LABEL, CHALLENGER_ALIAS: CANARY_LABEL}
+
+
+
+def serving_version(model_version_status: list[dict]) -> str | None:
+    """The version a TF Serving status answer says is serving: its first AVAILABLE one.
+
+    `model_version_status` is the list from GET /v1/models/NAME[/labels/LABEL]; for a label it
+    holds the one version the label names. None when no listed version is AVAILABLE.
+    """
+    for status in model_version_status:
+        if isinstance(status, dict) and status.get("state") == "AVAILABLE":
+            return str(status.get("version"))
+    return None
+
 
 # The drawing page: the PNG it sends is this many pixels square, drawn with a round pen this
 # wide (a fraction of the side). The drawn-digit test set (training/drawn.py) draws the same way.

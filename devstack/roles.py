@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from contract import STABLE_LABEL
+from contract import STABLE_LABEL, serving_version
 from devstack import monitoring
 from devstack.config import MODELS_CONFIG, MODELS_DIR, StackConfig
 from devstack.fetch import fetch, fetch_json
@@ -99,9 +99,8 @@ def serving(config: StackConfig) -> Role:
         answer = fetch_json(url)
         if answer is None or answer[0] != 200 or not isinstance(answer[1], dict):
             return None
-        versions = [v.get("version") for v in answer[1].get("model_version_status", [])
-                    if v.get("state") == "AVAILABLE"]
-        return f"{config.model_name} label {STABLE_LABEL} -> v{versions[0]}" if versions else None
+        version = serving_version(answer[1].get("model_version_status", []))
+        return f"{config.model_name} label {STABLE_LABEL} -> v{version}" if version else None
 
     note = "tensorflow_model_server" if config.tf_serving else \
         "python -m serving (tensorflow_model_server is not on PATH)"

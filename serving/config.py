@@ -13,7 +13,7 @@ import argparse
 import os
 from dataclasses import dataclass
 
-from contract import GRPC_PORT, REST_PORT
+from contract import GRPC_PORT, REST_PORT, WARMUP_FILE
 
 DESCRIPTION = """\
 A TensorFlow-Serving-compatible REST and gRPC server for machines without Docker, and for tests.
@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     switch("allow_version_labels_for_unavailable_models", False,
            "let version_labels name versions that are not loaded (yet)")
     switch("enable_model_warmup", True,
-           "replay assets.extra/tf_serving_warmup_requests before a version serves")
+           f"replay {WARMUP_FILE} before a version serves")
     switch("enable_batching", False,
            "batch concurrent predict requests together (REST and gRPC alike)")
     flag("--batching_parameters_file", default="",

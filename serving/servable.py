@@ -19,6 +19,7 @@ from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
+from contract import WARMUP_FILE
 from serving.errors import ServingError, from_exception, invalid
 from serving.tensors import STRING, type_name
 
@@ -26,7 +27,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SIGNATURE = "serving_default"  # tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
 SERVE_TAG = "serve"
-WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 
 
 def _signature_defs(path: Path) -> Mapping[str, meta_graph_pb2.SignatureDef]:

@@ -18,10 +18,9 @@ from contract import (
     PIXELS_INPUT,
     PROBABILITIES_OUTPUT,
     SERVING_SIGNATURE,
+    WARMUP_FILE,
 )
 from training.preprocess import normalize_batch
-
-WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 
 
 def export_saved_model(model: keras.Model, export_dir: str | Path) -> Path:

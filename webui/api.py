@@ -124,11 +124,9 @@ def model():
     labels = {}
     for label in dict.fromkeys([current_app.config["MODEL_LABEL"], STABLE_LABEL, CANARY_LABEL]):
         try:
-            named = client.status(label=label)
+            labels[label] = client.label_version(label)
         except ServingUnavailable:
             continue  # the label is not set (or names nothing loaded)
-        if named:
-            labels[label] = named[0].version
     runs = current_app.extensions["webui.runs"]
     return jsonify(
         name=client.model,

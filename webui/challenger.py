@@ -80,9 +80,7 @@ class Challenger:
             if time.monotonic() < self._expires:
                 return self._version
             try:
-                statuses = self.client.status(label=self.label)
-                available = [s.version for s in statuses if s.state == "AVAILABLE"]
-                self._version = available[0] if available else None
+                self._version = self.client.label_version(self.label)
             except ServingProblem:
                 self._version = None  # the label is not set, or names nothing loaded
             self._expires = time.monotonic() + self.ttl

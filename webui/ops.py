@@ -24,16 +24,11 @@ def readyz():
     label = current_app.config["MODEL_LABEL"]
     timeout = min(READY_TIMEOUT, current_app.config["TF_SERVING_TIMEOUT"])
     try:
-        statuses = client.status(label=label, timeout=timeout)
+        version = client.label_version(label, timeout=timeout)
     except ServingProblem as e:
         return jsonify(status="unavailable", reason=e.message), 503
-    available = [s.version for s in statuses if s.state == "AVAILABLE"]
-    if not available:
-        states = ", ".join(f"v{s.version} {s.state}" for s in statuses) or "no versions"
-        reason = f"{client.model} label {label!r} has no AVAILABLE version ({states})"
-        return jsonify(status="unavailable", reason=reason), 503
     return jsonify(status="ready", model={"name": client.model, "label": label,
-                                          "version": available[0]})
+                                          "version": version})
 
 
 @bp.get("/metrics")

@@ -24,6 +24,7 @@ from contract import (
     IMAGE_SIGNATURE,
     NORMALIZED_OUTPUT,
     PROBABILITIES_OUTPUT,
+    serving_version,
 )
 from webui import messages
 
@@ -90,6 +91,16 @@ class TFServingClient:
                     for v in body["model_version_status"]]
         except (KeyError, TypeError) as e:
             raise ServingBadAnswer(messages.SERVING_BAD_ANSWER.format(detail=repr(e))) from None
+
+    def label_version(self, label: str, timeout: float | None = None) -> str:
+        """The version `label` names now; ServingUnavailable when it names nothing AVAILABLE."""
+        statuses = self.status(label=label, timeout=timeout)
+        version = serving_version([vars(s) for s in statuses])
+        if version is None:
+            states = ", ".join(f"v{s.version} {s.state}" for s in statuses) or "no versions"
+            raise ServingUnavailable(messages.MODEL_UNAVAILABLE.format(
+                detail=f"{self.model} label {label!r} has no AVAILABLE version ({states})"))
+        return version
 
     def predict_image(self, png: bytes, version: str) -> dict:
         """Run the `predict_image` signature of one version on one encoded image.
@@ -164,13 +175,7 @@ class LabelCache:
         with self._lock:
             if self._version is not None and time.monotonic() < self._expires:
                 return self._version  # another thread refreshed while we waited
-            statuses = self.client.status(label=self.label)
-            available = [s.version for s in statuses if s.state == "AVAILABLE"]
-            if not available:
-                states = ", ".join(f"v{s.version} {s.state}" for s in statuses) or "none"
-                raise ServingUnavailable(messages.MODEL_UNAVAILABLE.format(
-                    detail=f"label {self.label!r} has no AVAILABLE version ({states})"))
-            self._version = available[0]
+            self._version = self.client.label_version(self.label)
             self._expires = time.monotonic() + self.ttl
             return self._version
 

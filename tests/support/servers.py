@@ -14,6 +14,8 @@ from pathlib import Path
 
 import requests
 
+from contract import serving_version
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -69,7 +71,7 @@ def stop(proc: subprocess.Popen, timeout: float = 15) -> None:
 
 def model_available(url: str, model: str = "mnist") -> bool:
     r = requests.get(f"{url}/v1/models/{model}", timeout=2)
-    return r.ok and any(v["state"] == "AVAILABLE" for v in r.json()["model_version_status"])
+    return r.ok and serving_version(r.json()["model_version_status"]) is not None
 
 
 @contextlib.contextmanager
