@@ -25,13 +25,11 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -42,6 +40,7 @@ from PIL import Image, ImageFilter
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.servers import model_server, web_ui  # noqa: E402
 from contract import IMAGE_INPUT, IMAGE_SIGNATURE, MODEL_NAME  # noqa: E402  (path set above)
 from training import data as mnist_data  # noqa: E402
 from training import (  # noqa: E402
@@ -92,47 +91,11 @@ def styled_png(pixels: np.ndarray, pen: int = 15, slant: float = 0.5) -> bytes:
 
 # ---- servers ---------------------------------------------------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def server(args: list[str], probe: str, env: dict | None = None, timeout: float = 180):
-    proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{args[2]} exited with {proc.returncode}")
-            try:
-                if requests.get(probe, timeout=2).ok:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{args[2]} not ready after {timeout:.0f}s")
-            time.sleep(0.2)
-        yield
-    finally:
-        proc.terminate()
-        proc.wait(30)
-
-
 @contextmanager
 def stack_for(config: Path, db_url: str):
     """Our model server on `config` and the web UI in front; yield (serving, webui) URLs."""
-    rest, ui = free_port(), free_port()
-    serving_url, webui_url = f"http://127.0.0.1:{rest}", f"http://127.0.0.1:{ui}"
-    with ExitStack() as stack:
-        stack.enter_context(server(
-            [sys.executable, "-m", "serving", f"--rest_api_port={rest}",
-             f"--model_config_file={config}"], f"{serving_url}/v1/models/{MODEL_NAME}"))
-        stack.enter_context(server(
-            [sys.executable, "-m", "webui", "--port", str(ui)], f"{webui_url}/readyz",
-            env={"TF_SERVING_URL": serving_url, "FEEDBACK_DB_URL": db_url}))
+    with model_server(f"--model_config_file={config}") as (serving_url, _), \
+            web_ui(serving_url, env={"FEEDBACK_DB_URL": db_url}) as webui_url:
         yield serving_url, webui_url
 
 

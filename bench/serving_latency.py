@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import io
 import json
 import os
 import platform
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -41,6 +40,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.servers import model_server  # noqa: E402  (the repo root is put on the path above)
 from contract import IMAGE_INPUT, IMAGE_SIGNATURE, MODEL_NAME, PIXELS_INPUT  # noqa: E402
 
 BATCHES = (1, 8, 32)
@@ -99,33 +99,6 @@ def export_untrained(folder: Path) -> Path:
     from training.export import export_saved_model
 
     return export_saved_model(models.build("convnet"), folder / MODEL_NAME / "1")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_local_server(base_path: Path, model: str, *flags: str
-                       ) -> tuple[subprocess.Popen, str, str]:
-    """Start python -m serving; return it, its REST URL and its gRPC target."""
-    port, grpc_port = free_port(), free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "serving", "--host=127.0.0.1", f"--port={grpc_port}",
-         f"--rest_api_port={port}", f"--model_name={model}", f"--model_base_path={base_path}",
-         *flags], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if requests.get(f"{url}/v1/models/{model}", timeout=2).ok:
-                return proc, url, f"127.0.0.1:{grpc_port}"
-        except requests.RequestException:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise SystemExit("python -m serving did not become ready")
 
 
 def percentiles(seconds: list[float]) -> tuple[float, float]:
@@ -204,20 +177,15 @@ def timed(call, concurrency: int, count: int, batch: int) -> dict:
 def main(argv=None) -> int:
     args = parse_args(argv)
     digits = sample_digits(max(BATCHES))
-    proc = None
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = args.model_dir or export_untrained(Path(tmp))
         if args.targets:
             return targets(args, model_dir, digits)
-        url = args.url
-        if url is None:
-            proc, url, _ = start_local_server(model_dir.parent, args.model)
-        try:
+        with contextlib.ExitStack() as stack:
+            url = args.url or stack.enter_context(model_server(
+                f"--model_name={args.model}", f"--model_base_path={model_dir.parent}",
+                model_name=args.model))[0]
             cells = run_matrix(args, url.rstrip("/"), model_dir, digits)
-        finally:
-            if proc is not None:
-                proc.terminate()
-                proc.wait(30)
     report = {"url": args.url or "python -m serving (local)", "host": platform.node(),
               "cpus": os.cpu_count(), "requests_per_cell": args.requests, "cells": cells}
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -284,17 +252,14 @@ def targets(args, model_dir: Path, digits: np.ndarray) -> int:
     batching = ["--enable_batching",
                 f"--batching_parameters_file={ROOT / 'serving' / 'batching.config'}"]
     for mode, flags in (("plain", []), ("batching", batching)):
-        proc, url, target = start_local_server(model_dir.parent, args.model, *flags)
-        try:
+        with model_server(f"--model_name={args.model}", f"--model_base_path={model_dir.parent}",
+                          *flags, model_name=args.model) as (url, target):
             predict_url = f"{url}/v1/models/{args.model}:predict"
             if mode == "plain":
                 cells["grpc pixels c=1"] = grpc_served(target, request, 1, args.requests, 1)
             for concurrency, count in ((1, args.requests), (32, loaded)):
                 cells[f"{mode} image c={concurrency}"] = served(predict_url, image_body,
                                                                concurrency, count, 1)
-        finally:
-            proc.terminate()
-            proc.wait(30)
     for name, cell in cells.items():
         print(f"{name:22} p50 {cell['p50_ms']:7.2f} ms  p99 {cell['p99_ms']:7.2f} ms  "
               f"{cell['rows_per_s']:7.0f} rows/s  errors {cell['errors']}")

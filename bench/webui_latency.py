@@ -39,6 +39,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.servers import answers, free_port, model_server, running, web_ui  # noqa: E402
 from contract import (  # noqa: E402  (the repo root is put on the path just above)
     DEFAULT_MODELS_CONFIG,
     IMAGE_INPUT,
@@ -46,7 +47,6 @@ from contract import (  # noqa: E402  (the repo root is put on the path just abo
     MODEL_NAME,
     STABLE_LABEL,
 )
-from tests.support.servers import free_port, model_available, process  # noqa: E402
 
 DEFAULT_MNIST = ROOT.parent / "shared" / "data" / "mnist"
 
@@ -188,32 +188,19 @@ def stable_saved_model(models_config: str) -> str:
 
 def start_servers(args, stack: ExitStack) -> dict[str, str]:
     """Start what the targets need; return each target's predict URL."""
-    def local() -> tuple[int, str]:
-        port = free_port()
-        return port, f"http://127.0.0.1:{port}"
-
     urls = {}
-    tfs = args.tf_serving_url
-    if tfs is None:
-        port, tfs = local()
-        stack.enter_context(process(
-            [sys.executable, "-m", "serving", "--host=127.0.0.1", f"--port={free_port()}",
-             f"--rest_api_port={port}", f"--model_config_file={args.models_config}"],
-            lambda: model_available(tfs), "python -m serving", timeout=180))
+    tfs = args.tf_serving_url or stack.enter_context(
+        model_server(f"--model_config_file={args.models_config}"))[0]
     urls["direct"] = f"{tfs}/v1/models/{MODEL_NAME}/labels/{STABLE_LABEL}:predict"
     if "webui" in args.targets:
-        port, ui = local()
-        stack.enter_context(process(
-            [sys.executable, "-m", "webui", "--port", str(port)],
-            lambda: requests.get(f"{ui}/readyz", timeout=2).ok, "python -m webui",
-            timeout=60, env={"TF_SERVING_URL": tfs}))
-        urls["webui"] = f"{ui}/api/predict"
+        urls["webui"] = stack.enter_context(web_ui(tfs)) + "/api/predict"
     if "seed" in args.targets:
-        port, seed = local()
-        stack.enter_context(process(
+        port = free_port()
+        seed = f"http://127.0.0.1:{port}"
+        stack.enter_context(running(
             [sys.executable, __file__, "--serve-seed", str(port),
              "--saved-model", stable_saved_model(args.models_config)],
-            lambda: requests.get(f"{seed}/healthz", timeout=2).ok, "seed design", timeout=180))
+            lambda: answers(f"{seed}/healthz"), "seed design"))
         urls["seed"] = f"{seed}/predict"
     return urls
 

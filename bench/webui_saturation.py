@@ -17,18 +17,19 @@ import contextlib
 import json
 import os
 import platform
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.servers import model_server, web_ui  # noqa: E402  (the repo root is put on the path above)
+
 LOCUSTFILE = ROOT / "bench" / "locust" / "locustfile.py"
 
 
@@ -48,45 +49,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
-def _server(args: list[str], ready_url: str, env: dict | None = None) -> Iterator[None]:
-    """Run a server until the block ends, once `ready_url` answers 200 (3 minutes at most)."""
-    proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **(env or {})},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                sys.exit(f"{args[2]} exited with {proc.returncode}")
-            with contextlib.suppress(requests.RequestException):
-                if requests.get(ready_url, timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                sys.exit(f"{args[2]} was not ready after 180 s")
-            time.sleep(0.5)
-        yield
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(15)
-
-
-@contextlib.contextmanager
-def web_ui(models_config: str) -> Iterator[str]:
+def local_web_ui(models_config: str) -> Iterator[str]:
     """TF Serving (python -m serving) and the web UI on free ports; the UI's URL."""
-    rest, ui = _free_port(), _free_port()
-    serving = f"http://127.0.0.1:{rest}"
-    with _server([sys.executable, "-m", "serving", f"--rest_api_port={rest}",
-                  f"--model_config_file={models_config}"], f"{serving}/v1/models/mnist"), \
-            _server([sys.executable, "-m", "webui", "--port", str(ui)],
-                    f"http://127.0.0.1:{ui}/readyz", env={"TF_SERVING_URL": serving}):
-        yield f"http://127.0.0.1:{ui}"
+    with model_server(f"--model_config_file={models_config}") as (serving, _), \
+            web_ui(serving) as url:
+        yield url
 
 
 def run_locust(url: str, steps: list[int], step_seconds: float) -> list[dict]:
@@ -106,7 +74,7 @@ def run_locust(url: str, steps: list[int], step_seconds: float) -> list[dict]:
 def main(argv=None) -> int:
     args = parse_args(argv)
     with contextlib.ExitStack() as stack:
-        url = args.url or stack.enter_context(web_ui(args.models_config))
+        url = args.url or stack.enter_context(local_web_ui(args.models_config))
         requests.post(f"{url}/api/predict", json={"image": ""}, timeout=30)  # warm the routes
         rows = run_locust(url, args.steps, args.step_seconds)
     print(f"{'users':>6} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
