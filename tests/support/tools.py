@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
+from tests.support.ci import fail_in_ci_else_skip
 
 
 def tool(name: str, *extra_dirs: Path) -> str:
@@ -15,7 +15,4 @@ def tool(name: str, *extra_dirs: Path) -> str:
         [*map(str, extra_dirs), os.environ.get("PATH", "")]))
     if found:
         return found
-    message = f"{name} is not installed (CI installs it: see .ci/run and the Makefile)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    fail_in_ci_else_skip(f"{name} is not installed (CI installs it: see .ci/run and the Makefile)")
