@@ -319,6 +319,50 @@ def test_no_container_runs_as_root(stack):
         assert uid != "0", f"{service} runs as root"
 
 
+# What each image must write in the checkout, and a command that exits 0 once it could.
+WRITERS = {"mlflow": ["db", "upgrade", "sqlite:////mlruns/mlflow.db"], "trainer": ["--help"]}
+
+
+@pytest.mark.parametrize("service", sorted(WRITERS))
+def test_a_checkout_owned_by_another_uid_stops_at_once_naming_app_uid(stack, service, tmp_path):
+    """Issue 12, defect 5, through compose: the wrong APP_UID stops with what to set; the
+    owner's APP_UID works (MLflow creates its database)."""
+    owner = 4242 if os.geteuid() == 0 else os.getuid()  # only root can give folders away
+    stranger = 1000 if owner != 1000 else 1001
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    shutil.copy(stack.compose_file, checkout)
+    shutil.copy(stack.root / ".env", checkout)
+    for folder in ("mlruns", "models", "serving"):
+        (checkout / folder).mkdir(mode=0o755)
+        os.chown(checkout / folder, owner, owner)
+    project = f"{stack.project}uid"
+
+    def run(uid: int) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["docker-compose", "-f", str(checkout / stack.compose_file.name), "-p", project,
+             "run", "--rm", "--no-deps", "-T", service, *WRITERS[service]],
+            cwd=checkout, env={**stack.env, "APP_UID": str(uid), "APP_GID": str(uid)},
+            capture_output=True, text=True, timeout=300)
+
+    try:
+        refused = run(stranger)
+        assert refused.returncode == 78, refused.stdout + refused.stderr
+        assert f"APP_UID={owner} APP_GID={owner}" in refused.stderr, refused.stderr
+        assert f"belongs to uid:gid {owner}:{owner}" in refused.stderr, refused.stderr
+        assert list((checkout / "mlruns").iterdir()) == []
+
+        accepted = run(owner)
+        assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+        if service == "mlflow":
+            database = checkout / "mlruns" / "mlflow.db"
+            assert database.stat().st_uid == owner
+    finally:
+        subprocess.run(["docker-compose", "-f", str(checkout / stack.compose_file.name), "-p",
+                        project, "down", "-v"], cwd=checkout, env=stack.env,
+                       capture_output=True, timeout=120)
+
+
 def test_state_survives_down_and_up_and_the_trainer_skips(stack, mnist):
     champion = _champion()["version"]
     stack.compose("down")
