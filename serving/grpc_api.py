@@ -55,18 +55,19 @@ class _Call:
 
     def run(self, work: Callable[[_Call], object]):
         started = time.perf_counter()
+        error = None
         try:
-            result, code = work(self), "OK"
+            result = work(self)
         except Exception as err:  # every failure becomes a status, as TF Serving answers
             if not isinstance(err, ServingError):
                 log.exception("Unexpected failure answering gRPC %s", self.name)
             error = from_exception(err)
-            result, code = None, error.code
-            self.context.set_code(getattr(grpc.StatusCode, error.code))
-            self.context.set_details(error.message)
         known = self.model in self.api.manager.model_names()
-        self.api.metrics.observe(self.model if known else "", self.version, self.name, code,
-                                 time.perf_counter() - started)
+        self.api.metrics.observe(self.model if known else "", self.version, self.name,
+                                 error.code if error else "OK", time.perf_counter() - started)
+        if error:
+            # abort, not set_code and return None: grpcio logs a traceback for a None reply.
+            self.context.abort(getattr(grpc.StatusCode, error.code), error.message)
         return result
 
 

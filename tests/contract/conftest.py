@@ -21,6 +21,7 @@ import pytest
 import requests
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
+from contract import serving_version
 from tests.contract import repository
 from tests.support.servers import ROOT, free_port, process, wait_until
 
@@ -41,7 +42,7 @@ class Target:
 def all_available(url: str) -> bool:
     for model in MODELS:
         r = requests.get(f"{url}/v1/models/{model}", timeout=2)
-        if not (r.ok and any(v["state"] == "AVAILABLE" for v in r.json()["model_version_status"])):
+        if not (r.ok and serving_version(r.json()["model_version_status"])):
             return False
     return True
 

@@ -190,6 +190,16 @@ def test_predict_errors(rpc, make, code, message):
     assert message in caught.value.details()
 
 
+def test_a_refused_call_logs_no_traceback(rpc, target):
+    if not target.local:
+        pytest.skip("reads our own server's log")
+    before = target.log.read_text().count("Traceback")
+    for make, _, _ in ERRORS[:2]:
+        with pytest.raises(grpc.RpcError):
+            rpc.predict.Predict(make(), timeout=30)
+    assert target.log.read_text().count("Traceback") == before
+
+
 @pytest.mark.parametrize("model,choice,code,message", [
     ("nope", {}, grpc.StatusCode.NOT_FOUND, "Could not find any versions of model nope"),
     ("half_plus_two", {"version": 9}, grpc.StatusCode.NOT_FOUND,
