@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -26,7 +25,7 @@ import yaml
 import contract
 from tests.compose import composefile, dockerfiles
 from tests.compose.composefile import COMPOSE_FILE, ENV_EXAMPLE, ROOT
-from tests.support.ci import fail_in_ci_else_skip
+from tests.support.tools import tool
 
 OFFICIAL_SERVING_IMAGE = "tensorflow/serving:2.20.0"
 BASE_IMAGE = "python:3.11-slim-bookworm"
@@ -46,13 +45,7 @@ def services(compose) -> dict:
     return compose["services"]
 
 
-def _tool(name: str) -> str:
-    """A command-line tool from this virtualenv or PATH; fail in CI, skip elsewhere, if missing."""
-    found = shutil.which(name, path=os.pathsep.join([str(Path(sys.executable).parent),
-                                                     os.environ.get("PATH", "")]))
-    if found:
-        return found
-    fail_in_ci_else_skip(f"{name} is not installed (CI installs it: see .ci/run)")
+VENV_BIN = Path(sys.executable).parent  # pip-installed tools live beside python
 
 
 def _names_read(package: str) -> set[str]:
@@ -75,17 +68,17 @@ def _container_port(service: dict, port: int) -> bool:
 
 
 def test_docker_compose_config_accepts_the_file():
-    tool = _tool("docker-compose")
+    program = tool("docker-compose", VENV_BIN)
     for extra in ([], ["--env-file", str(ENV_EXAMPLE)]):
-        result = subprocess.run([tool, "-f", str(COMPOSE_FILE), *extra, "config", "-q"],
+        result = subprocess.run([program, "-f", str(COMPOSE_FILE), *extra, "config", "-q"],
                                 cwd=ROOT, capture_output=True, text=True, timeout=60)
         assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.parametrize("dockerfile", dockerfiles.all_dockerfiles(), ids=lambda p: p.name)
 def test_hadolint_passes(dockerfile):
-    tool = _tool("hadolint")
-    result = subprocess.run([tool, "--config", str(ROOT / ".hadolint.yaml"), str(dockerfile)],
+    program = tool("hadolint", VENV_BIN)
+    result = subprocess.run([program, "--config", str(ROOT / ".hadolint.yaml"), str(dockerfile)],
                             cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -235,8 +228,9 @@ def test_ports_bind_loopback_unless_opened_on_purpose(env, host):
 
 
 def test_docker_compose_renders_the_ports_on_loopback():
-    rendered = subprocess.run([_tool("docker-compose"), "-f", str(COMPOSE_FILE), "config"],
-                              cwd=ROOT, capture_output=True, text=True, timeout=60,
+    program = tool("docker-compose", VENV_BIN)
+    rendered = subprocess.run([program, "-f", str(COMPOSE_FILE), "config"], cwd=ROOT,
+                              capture_output=True, text=True, timeout=60,
                               env={**os.environ, "BIND_ADDRESS": ""})
     assert rendered.returncode == 0, rendered.stderr
     published = _published(yaml.safe_load(rendered.stdout)["services"])
@@ -276,13 +270,13 @@ def test_auth_override_is_the_mlflow_command_plus_basic_auth(services):
 
 
 def test_auth_override_refuses_to_start_without_credentials():
-    tool = _tool("docker-compose")
+    program = tool("docker-compose", VENV_BIN)
     files = ["-f", str(COMPOSE_FILE), "-f", str(AUTH_FILE)]
     env = {k: v for k, v in os.environ.items() if k not in AUTH_ENV}
-    refused = subprocess.run([tool, *files, "config", "-q"], cwd=ROOT, capture_output=True,
+    refused = subprocess.run([program, *files, "config", "-q"], cwd=ROOT, capture_output=True,
                              text=True, timeout=60, env=env)
     assert refused.returncode != 0 and "MLFLOW_TRACKING_" in refused.stderr
-    accepted = subprocess.run([tool, *files, "config", "-q"], cwd=ROOT, capture_output=True,
+    accepted = subprocess.run([program, *files, "config", "-q"], cwd=ROOT, capture_output=True,
                               text=True, timeout=60, env={**env, **AUTH_ENV})
     assert accepted.returncode == 0, accepted.stderr
     listed = " ".join(ENV_EXAMPLE.read_text().split())
