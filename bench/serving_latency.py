@@ -65,6 +65,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--targets", action="store_true",
                         help="measure issue 13's gRPC and batching targets on our server "
                              "(default: the full matrix)")
+    parser.add_argument("--tensorflow_intra_op_parallelism", type=int, default=0, metavar="N",
+                        help="threads inside one TensorFlow op, for our server and the floor "
+                             "alike (0: TensorFlow chooses; default: 0)")
     args = parser.parse_args(argv)
     if args.targets and args.url:
         parser.error("--targets starts our own server, with and without batching")
@@ -99,6 +102,12 @@ def export_untrained(folder: Path) -> Path:
     from training.export import export_saved_model
 
     return export_saved_model(models.build("convnet"), folder / MODEL_NAME / "1")
+
+
+def server_flags(args) -> list[str]:
+    """What our server is started with besides the model: the threading the floor has too."""
+    threads = args.tensorflow_intra_op_parallelism
+    return [f"--tensorflow_intra_op_parallelism={threads}"] if threads else []
 
 
 def percentiles(seconds: list[float]) -> tuple[float, float]:
@@ -176,6 +185,11 @@ def timed(call, concurrency: int, count: int, batch: int) -> dict:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.tensorflow_intra_op_parallelism:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(
+            args.tensorflow_intra_op_parallelism)
     digits = sample_digits(max(BATCHES))
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = args.model_dir or export_untrained(Path(tmp))
@@ -184,7 +198,7 @@ def main(argv=None) -> int:
         with contextlib.ExitStack() as stack:
             url = args.url or stack.enter_context(model_server(
                 f"--model_name={args.model}", f"--model_base_path={model_dir.parent}",
-                model_name=args.model))[0]
+                *server_flags(args), model_name=args.model))[0]
             cells = run_matrix(args, url.rstrip("/"), model_dir, digits)
     report = {"url": args.url or "python -m serving (local)", "host": platform.node(),
               "cpus": os.cpu_count(), "requests_per_cell": args.requests, "cells": cells}
@@ -253,7 +267,7 @@ def targets(args, model_dir: Path, digits: np.ndarray) -> int:
                 f"--batching_parameters_file={ROOT / 'serving' / 'batching.config'}"]
     for mode, flags in (("plain", []), ("batching", batching)):
         with model_server(f"--model_name={args.model}", f"--model_base_path={model_dir.parent}",
-                          *flags, model_name=args.model) as (url, target):
+                          *flags, *server_flags(args), model_name=args.model) as (url, target):
             predict_url = f"{url}/v1/models/{args.model}:predict"
             if mode == "plain":
                 cells["grpc pixels c=1"] = grpc_served(target, request, 1, args.requests, 1)
