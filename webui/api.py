@@ -6,11 +6,13 @@ Every answer here is JSON; failures are `{"error": "..."}` with a 4xx (the reque
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from datetime import UTC, datetime
 
 from flask import Blueprint, current_app, jsonify, request
+from PIL import Image
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from contract import CANARY_LABEL, IMAGE_SIZE, NUM_CLASSES, STABLE_LABEL
@@ -178,9 +180,8 @@ def _keep(prediction_id: str, png: bytes, version: str, outputs: dict,
     """Keep the answer in memory, so a correction stores what the server said."""
     if not current_app.config["FEEDBACK"]:
         return
-    rows = outputs["normalized"]
-    normalized = bytes(min(255, max(0, round(v))) for row in rows for v in row)
-    if len(rows) != IMAGE_SIZE or len(normalized) != IMAGE_SIZE * IMAGE_SIZE:
+    normalized = _gray_bytes(outputs["normalized"])
+    if normalized is None:
         return  # not a 28x28: nothing a correction could train on
     answered = challenger is not None and challenger.digit is not None
     current_app.extensions["webui.pending"].add(Answer(
@@ -192,6 +193,19 @@ def _keep(prediction_id: str, png: bytes, version: str, outputs: dict,
         normalized=normalized,
         challenger_version=challenger.version if answered else None,
         challenger_digit=challenger.digit if answered else None))
+
+
+def _gray_bytes(rows) -> bytes | None:
+    """The model's 28x28 floats as 784 gray bytes, rounded and clipped; None if not 28x28.
+
+    Pillow does the 784 conversions in C: a Python loop over them cost a quarter of a
+    millisecond on every prediction.
+    """
+    if len(rows) != IMAGE_SIZE or any(len(row) != IMAGE_SIZE for row in rows):
+        return None
+    plane = Image.new("F", (IMAGE_SIZE, IMAGE_SIZE))
+    plane.putdata(list(itertools.chain.from_iterable(rows)), offset=0.5)  # round half up
+    return plane.convert("L").tobytes()  # truncates, clipped to 0-255
 
 
 def _predict(png: bytes) -> tuple[str, dict, ChallengerAnswer | None]:
