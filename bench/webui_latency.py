@@ -78,6 +78,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="what to time (default: all three)")
     parser.add_argument("--out", default="results/webui_latency.json",
                         help="where to write the JSON results (default: %(default)s)")
+    parser.add_argument("--tensorflow_intra_op_parallelism", type=int, default=1, metavar="N",
+                        help="threads inside one TensorFlow op for the started server, as "
+                             "serving/tfserving.flags sets it (default: %(default)s)")
     parser.add_argument("--serve-seed", type=int, metavar="PORT", help=argparse.SUPPRESS)
     parser.add_argument("--saved-model", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -190,7 +193,8 @@ def start_servers(args, stack: ExitStack) -> dict[str, str]:
     """Start what the targets need; return each target's predict URL."""
     urls = {}
     tfs = args.tf_serving_url or stack.enter_context(
-        model_server(f"--model_config_file={args.models_config}"))[0]
+        model_server(f"--model_config_file={args.models_config}",
+                     f"--tensorflow_intra_op_parallelism={args.tensorflow_intra_op_parallelism}"))[0]
     urls["direct"] = f"{tfs}/v1/models/{MODEL_NAME}/labels/{STABLE_LABEL}:predict"
     if "webui" in args.targets:
         urls["webui"] = stack.enter_context(web_ui(tfs)) + "/api/predict"
