@@ -6,12 +6,13 @@
    next version. Printed: accuracy on the held-out corrections and on 2,000 fresh styled
    digits, before and after, and on MNIST test digits no correction came from (must not drop).
 2. Cost: /api/predict p50/p99 at concurrency 1 with and without a canary answering beside
-   the champion (the shadow call should cost <= 1 ms at p50).
+   the champion (the shadow call should cost <= 1 ms at p50), two stacks asked in turn.
 3. Feedback writes per second with SQLite: through the store directly and through the API.
 
 Usage:
     python bench/feedback_loop.py --out results/feedback_loop.json
     python bench/feedback_loop.py --train-limit 12000 --epochs 2   # a shorter run
+    python bench/feedback_loop.py --shadow-only                     # 2. only, untrained
 
 Trains two models under a temporary folder (quick profile; minutes on 2 cores). Not run by CI.
 """
@@ -29,7 +30,7 @@ import statistics
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -44,12 +45,15 @@ from bench.servers import model_server, web_ui  # noqa: E402
 from contract import IMAGE_INPUT, IMAGE_SIGNATURE, MODEL_NAME  # noqa: E402  (path set above)
 from training import data as mnist_data  # noqa: E402
 from training import (  # noqa: E402
+    export,
     feedback,
-    models_config,  # noqa: E402
+    models,
+    models_config,
     registry,
     train,
 )
 from training.config import Settings  # noqa: E402
+from training.profiles import PROFILES  # noqa: E402
 from webui import pending  # noqa: E402
 from webui.feedback import Answer, FeedbackStore  # noqa: E402
 
@@ -70,6 +74,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="epochs per model (default: the quick profile's)")
     parser.add_argument("--requests", type=int, default=300,
                         help="timed /api/predict requests per setting (default: %(default)s)")
+    parser.add_argument("--shadow-only", action="store_true",
+                        help="only time /api/predict with and without a canary, on two "
+                             "untrained copies of the quick profile's network (about a minute)")
     parser.add_argument("--out", default=None, help="also write the JSON here (default: none)")
     return parser.parse_args(argv)
 
@@ -94,7 +101,8 @@ def styled_png(pixels: np.ndarray, pen: int = 15, slant: float = 0.5) -> bytes:
 @contextmanager
 def stack_for(config: Path, db_url: str):
     """Our model server on `config` and the web UI in front; yield (serving, webui) URLs."""
-    with model_server(f"--model_config_file={config}") as (serving_url, _), \
+    with model_server(f"--model_config_file={config}",  # as serving/tfserving.flags runs it
+                      "--tensorflow_intra_op_parallelism=1") as (serving_url, _), \
             web_ui(serving_url, env={"FEEDBACK_DB_URL": db_url}) as webui_url:
         yield serving_url, webui_url
 
@@ -120,18 +128,46 @@ def served_accuracy(serving_url: str, version: int, pngs: list[bytes], labels) -
     return right / len(pngs)
 
 
-def latency(url: str, pngs: list[bytes], total: int) -> dict:
-    session = requests.Session()
-    for png in pngs[:20]:
-        predict(url, png, session)  # warm-up: label caches, connections, the graph
-    seconds = []
-    for i in range(total):
-        started = time.perf_counter()
-        predict(url, pngs[i % len(pngs)], session)
-        seconds.append(time.perf_counter() - started)
-    cuts = statistics.quantiles(seconds, n=100)
-    return {"p50_ms": round(cuts[49] * 1000, 2), "p99_ms": round(cuts[98] * 1000, 2),
-            "requests": total}
+def shadow_cost(settings: Settings, stable: int, canary: int, pngs: list[bytes], total: int,
+                db_url: str) -> dict:
+    """/api/predict at concurrency 1 with label canary answering beside stable, and without.
+
+    Two stacks side by side, one with each models.config, asked in turn request by request
+    (which goes first alternates), so that both see the same machine at the same moments.
+    """
+    folder = Path(settings.models_config).parent
+    configs = {"with_canary": folder / "with-canary.config",
+               "without_canary": folder / "without-canary.config"}
+    for name, canary_version in (("with_canary", canary), ("without_canary", None)):
+        models_config.write(models_config.build(stable, canary_version, name=MODEL_NAME,
+                                                base_path=settings.serving_base_path),
+                            configs[name])
+    with ExitStack() as stack:
+        uis = {name: stack.enter_context(stack_for(path, db_url))[1]
+               for name, path in configs.items()}
+        sessions = {name: requests.Session() for name in uis}
+        for png in pngs[:20]:  # warm-up: label caches, connections, the graphs
+            for name, ui in uis.items():
+                predict(ui, png, sessions[name])
+        seconds: dict[str, list[float]] = {name: [] for name in uis}
+        in_time = 0
+        for i in range(total):
+            order = list(uis) if i % 2 else list(reversed(uis))
+            for name in order:
+                started = time.perf_counter()
+                body = predict(uis[name], pngs[i % len(pngs)], sessions[name])
+                seconds[name].append(time.perf_counter() - started)
+                if name == "with_canary":
+                    in_time += (body.get("challenger") or {}).get("digit") is not None
+    result = {}
+    for name, times in seconds.items():
+        cuts = statistics.quantiles(times, n=100)
+        result[name] = {"p50_ms": round(cuts[49] * 1000, 2), "p99_ms": round(cuts[98] * 1000, 2),
+                        "requests": total}
+    result["challenger_answered_in_time"] = in_time
+    result["shadow_cost_p50_ms"] = round(result["with_canary"]["p50_ms"]
+                                         - result["without_canary"]["p50_ms"], 2)
+    return result
 
 
 # ---- the run ---------------------------------------------------------------------------------
@@ -152,6 +188,17 @@ def main(argv=None) -> int:
                              "(about 3x MNIST's after the 20x20 fit), sheared 0.5 to the right",
                     "training": {"profile": "quick", **sizes}}
     try:
+        if args.shadow_only:
+            fresh = [styled_png(mnist.x_test[i]) for i in FRESH[:100]]
+            for version in (1, 2):
+                export.export_saved_model(
+                    models.build(PROFILES["quick"].model),
+                    Path(settings.serving_base_path) / str(version))
+            result = {"machine": result["machine"], "models": "quick profile's network, "
+                      "untrained, as versions 1 (stable) and 2 (canary)",
+                      "predict_latency_concurrency_1": shadow_cost(settings, 1, 2, fresh,
+                                                                   args.requests, db_url)}
+            return report(result, args.out)
         print("training the champion (quick profile)...", flush=True)
         first = train.run(settings, profile="quick", verbose=0, **sizes)
         registry.promote(settings, first.version, min_accuracy=0.0)
@@ -199,7 +246,7 @@ def main(argv=None) -> int:
             probabilities = feedback.saved_model_predict(settings, version)(untouched)
             return round(float((probabilities.argmax(1) == untouched_labels).mean()), 4)
 
-        with stack_for(Path(settings.models_config), db_url) as (serving, ui):
+        with stack_for(Path(settings.models_config), db_url) as (serving, _):
             fresh_labels = labels[FRESH.start:FRESH.stop]
             result["worth"] = {
                 "held_out_corrections": len(data.holdout),
@@ -214,26 +261,22 @@ def main(argv=None) -> int:
                 "mnist_test_untouched_5000": {"before": mnist_accuracy(first.version),
                                               "after": mnist_accuracy(second.version)},
             }
-            print("timing /api/predict with the canary answering beside...", flush=True)
-            with_canary = latency(ui, fresh, args.requests)
-        models_config.write(models_config.build(first.version, name=MODEL_NAME,
-                                                base_path=settings.serving_base_path),
-                            settings.models_config)
-        with stack_for(Path(settings.models_config), db_url) as (_, ui):
-            print("timing /api/predict without a canary...", flush=True)
-            without = latency(ui, fresh, args.requests)
-        result["predict_latency_concurrency_1"] = {
-            "without_canary": without, "with_canary": with_canary,
-            "shadow_cost_p50_ms": round(with_canary["p50_ms"] - without["p50_ms"], 2)}
+        print("timing /api/predict with and without the canary...", flush=True)
+        result["predict_latency_concurrency_1"] = shadow_cost(
+            settings, first.version, second.version, fresh, args.requests, db_url)
 
         result["store_writes_per_second_sqlite"] = store_writes(root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    return report(result, args.out)
+
+
+def report(result: dict, out: str | None) -> int:
     text = json.dumps(result, indent=2)
     print(text)
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text + "\n")
     return 0
 
 
