@@ -118,14 +118,16 @@ def serve_seed(port: int, saved_model: str) -> None:
 # ---- load generation ---------------------------------------------------------------------------
 
 def test_pngs(mnist_dir: str, count: int = 100) -> list[bytes]:
-    """MNIST test digits as a person's drawing would arrive: dark on light, 280x280 PNG."""
+    """MNIST test digits as the page sends a drawing: dark on white, 280x280, RGBA PNG
+    (a canvas's toDataURL is always RGBA)."""
     from training import data
 
     mnist = data.load(mnist_dir)
     pngs = []
     for pixels in mnist.x_test[:count]:
         out = io.BytesIO()
-        Image.fromarray(255 - pixels).resize((280, 280), Image.BILINEAR).save(out, "PNG")
+        drawing = Image.fromarray(255 - pixels).resize((280, 280), Image.BILINEAR)
+        drawing.convert("RGBA").save(out, "PNG")
         pngs.append(out.getvalue())
     return pngs
 
