@@ -29,7 +29,6 @@ CHALLENGER_ALIAS = "challenger"
 LABEL_FOR_ALIAS = {CHAMPION_ALIAS: STABLE_LABEL, CHALLENGER_ALIAS: CANARY_LABEL}
 
 
-
 def serving_version(model_version_status: list[dict]) -> str | None:
     """The version a TF Serving status answer says is serving: its first AVAILABLE one.
 
