@@ -34,18 +34,20 @@ SLANT, TURN, STRETCH, BEND = 0.2, 7.0, 0.15, 0.045
 
 def skeleton_points(images: np.ndarray, rng: np.random.Generator | None = None
                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Points along each digit's smoothed skeleton (pixels and midpoints between neighbours).
+    """Points along each digit's skeleton (pixels and midpoints between neighbours).
 
-    Thinning leaves short spurs and a pixel staircase that no pen draws: spurs are pruned and
-    each pixel moves to the mean of its skeleton neighbours, which straightens the staircase
-    into the smooth line a pen makes. With `rng`, each stroke end runs on for up to OVERSHOOT
-    pixels, as a quick hand lifts the pen late. Returns (digit index [p], (x, y) [p, 2])
-    sorted by digit; every digit has a point.
+    With `rng` (refined), the skeleton is made more like a pen's path: thinning's short spurs
+    are pruned, each pixel moves to the mean of its skeleton neighbours, which straightens the
+    pixel staircase into a smooth line, and each stroke end runs on for up to OVERSHOOT pixels,
+    as a quick hand lifts the pen late. Returns (digit index [p], (x, y) [p, 2]) sorted by
+    digit; every digit has a point.
     """
-    skeletons = _prune(np.stack([skeletonize(image > INK_LEVEL) for image in images]))
+    skeletons = np.stack([skeletonize(image > INK_LEVEL) for image in images])
+    if rng is not None:
+        skeletons = _prune(skeletons)
     empty = ~skeletons.any(axis=(1, 2))
     skeletons[empty, IMAGE_SIZE // 2, IMAGE_SIZE // 2] = True
-    rows, cols = _smoothed(skeletons)
+    rows, cols = _unsmoothed(skeletons) if rng is None else _smoothed(skeletons)
     padded = np.pad(skeletons, ((0, 0), (1, 1), (1, 1)))
     on = np.nonzero(skeletons)
     digits, ys, xs = [on[0]], [rows[on]], [cols[on]]
@@ -55,7 +57,7 @@ def skeleton_points(images: np.ndarray, rng: np.random.Generator | None = None
         digits.append(d)
         ys.append((rows[d, r, c] + rows[d, r + dr, c + dc]) / 2)
         xs.append((cols[d, r, c] + cols[d, r + dr, c + dc]) / 2)
-    if rng is not None and OVERSHOOT:
+    if rng is not None:
         d, y, x = _overshoot(skeletons, rows, cols, rng)
         digits.append(d)
         ys.append(y)
@@ -101,6 +103,13 @@ def _prune(skeletons: np.ndarray) -> np.ndarray:
 
 def _isolated(skeletons: np.ndarray) -> np.ndarray:
     return skeletons & (_around(skeletons.astype(np.int8)) == 1)
+
+
+def _unsmoothed(skeletons: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each pixel's own (row, col)."""
+    grid = np.arange(IMAGE_SIZE, dtype=np.float32)
+    shape = skeletons.shape
+    return np.broadcast_to(grid[None, :, None], shape), np.broadcast_to(grid[None, None, :], shape)
 
 
 def _smoothed(skeletons: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -202,11 +211,14 @@ def _centre_of_mass(ink: np.ndarray) -> np.ndarray:
     return padded[np.arange(len(ink))[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
-def restroke(images: np.ndarray, seed: int) -> np.ndarray:
-    """Redraw uint8 [n, 28, 28] MNIST digits as pen drawings; returns uint8 [n, 28, 28]."""
+def restroke(images: np.ndarray, seed: int, refine: bool = False) -> np.ndarray:
+    """Redraw uint8 [n, 28, 28] MNIST digits as pen drawings; returns uint8 [n, 28, 28].
+
+    refine: along a pruned, smoothed skeleton whose strokes run on (see skeleton_points).
+    """
     rng = np.random.default_rng(seed)
     n = len(images)
-    digit, xy = skeleton_points(images, rng)
+    digit, xy = skeleton_points(images, rng if refine else None)
     pen = np.exp(rng.uniform(*np.log(PEN_RANGE), size=n))
     placed = _frame(digit, _bend(digit, xy, n, rng), n, pen)
     ink = _centre_of_mass(_draw(digit, placed, pen))

@@ -6,10 +6,10 @@ import pytest
 from training import augment
 
 
-@pytest.fixture(scope="module")
-def pairs(mnist):
+@pytest.fixture(scope="module", params=[False, True], ids=["plain", "refined"])
+def pairs(mnist, request):
     originals = mnist.x_train[:300]
-    return originals, augment.restroke(originals, seed=0)
+    return originals, augment.restroke(originals, seed=0, refine=request.param)
 
 
 def _box(image, level=0.05 * 255):
@@ -17,10 +17,14 @@ def _box(image, level=0.05 * 255):
     return rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
 
 
-def test_same_seed_same_drawings(mnist, pairs):
-    originals, redrawn = pairs
-    np.testing.assert_array_equal(augment.restroke(originals, seed=0), redrawn)
-    assert not np.array_equal(augment.restroke(originals, seed=1), redrawn)
+def test_same_seed_same_drawings(mnist):
+    originals = mnist.x_train[:300]
+    for refine in (False, True):
+        redrawn = augment.restroke(originals, seed=0, refine=refine)
+        np.testing.assert_array_equal(augment.restroke(originals, seed=0, refine=refine), redrawn)
+        assert not np.array_equal(augment.restroke(originals, seed=1, refine=refine), redrawn)
+    assert not np.array_equal(augment.restroke(originals, seed=0, refine=True),
+                              augment.restroke(originals, seed=0))
 
 
 def test_each_digit_fills_the_20_pixel_box_with_its_centre_of_mass_in_the_middle(pairs):
@@ -87,7 +91,7 @@ def test_smoothing_straightens_the_pixel_staircase():
 
 
 def test_overshoot_carries_stroke_ends_straight_on(monkeypatch):
-    monkeypatch.setattr(augment, "OVERSHOOT", 3.0)
+    monkeypatch.setattr(augment, "OVERSHOOT", 3.0)  # the bounds below use it
     skeleton = _line()
     rows, cols = augment._smoothed(skeleton)
     digit, y, x = augment._overshoot(skeleton, rows, cols, np.random.default_rng(0))
