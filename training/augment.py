@@ -1,10 +1,12 @@
 """Training-only augmentation: MNIST digits redrawn the way people draw on the page.
 
 A person's digit on the page is an even, round pen line whose width, next to the digit's size,
-depends on how big they draw; it has their own slant, turn, proportions and wobble. So each
-training digit is thinned to its skeleton and redrawn along it with a round pen of a random
-width, after a random slant, turn, stretch and smooth elastic bend, then framed exactly as
-`predict_image` frames a drawing: ink fitted into 20x20, centre of mass in the middle of 28x28.
+depends on how big they draw; it has their own slant, turn, proportions and wobble, and a quick
+hand carries a stroke on past where it meant to stop. So each training digit is thinned to its
+skeleton (spurs pruned, the pixel staircase smoothed), its stroke ends run on a little, and it
+is redrawn along it with a round pen of a random width, after a random slant, turn, stretch
+and smooth elastic bend, then framed exactly as `predict_image` frames a drawing: ink fitted
+into 20x20, centre of mass in the middle of 28x28.
 
 Every step works on all points of all digits at once (each point knows its digit), so the
 whole training split is redrawn in seconds and every run draws its own variants. Serving never
@@ -23,26 +25,117 @@ from training.preprocess import FIT_SIZE  # the box predict_image fits a drawing
 
 PEN_RANGE = (1.2, 4.4)  # pen width in 28x28 pixels: a large digit, thin pen .. a small one
 BATCH = 4096
+SPUR = 2  # skeleton branches this long (pixels) are thinning artefacts
+OVERSHOOT = 2.5  # pixels (of 28) a stroke may run on past its end
+# Each digit's own hand: spreads (standard deviations) of slant (shear per unit height), turn
+# (degrees) and width stretch (log), and the largest elastic bend (share of its height).
+SLANT, TURN, STRETCH, BEND = 0.2, 7.0, 0.15, 0.045
 
 
-def skeleton_points(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Points along each digit's skeleton (pixel centres and midpoints between neighbours).
+def skeleton_points(images: np.ndarray, rng: np.random.Generator | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Points along each digit's skeleton (pixels and midpoints between neighbours).
 
-    Returns (digit index [p], (x, y) [p, 2]) sorted by digit; every digit has a point.
+    With `rng` (refined), the skeleton is made more like a pen's path: thinning's short spurs
+    are pruned, each pixel moves to the mean of its skeleton neighbours, which straightens the
+    pixel staircase into a smooth line, and each stroke end runs on for up to OVERSHOOT pixels,
+    as a quick hand lifts the pen late. Returns (digit index [p], (x, y) [p, 2]) sorted by
+    digit; every digit has a point.
     """
     skeletons = np.stack([skeletonize(image > INK_LEVEL) for image in images])
+    if rng is not None:
+        skeletons = _prune(skeletons)
     empty = ~skeletons.any(axis=(1, 2))
     skeletons[empty, IMAGE_SIZE // 2, IMAGE_SIZE // 2] = True
+    rows, cols = _unsmoothed(skeletons) if rng is None else _smoothed(skeletons)
     padded = np.pad(skeletons, ((0, 0), (1, 1), (1, 1)))
-    parts = [np.nonzero(skeletons) + (0.0, 0.0)]
+    on = np.nonzero(skeletons)
+    digits, ys, xs = [on[0]], [rows[on]], [cols[on]]
     for dr, dc in ((0, 1), (1, 0), (1, 1), (1, -1)):
         neighbour = padded[:, 1 + dr:1 + dr + IMAGE_SIZE, 1 + dc:1 + dc + IMAGE_SIZE]
-        parts.append(np.nonzero(skeletons & neighbour) + (dr / 2, dc / 2))
-    digit = np.concatenate([p[0] for p in parts])
-    y = np.concatenate([p[1] + p[3] for p in parts]) + 0.5
-    x = np.concatenate([p[2] + p[4] for p in parts]) + 0.5
+        d, r, c = np.nonzero(skeletons & neighbour)
+        digits.append(d)
+        ys.append((rows[d, r, c] + rows[d, r + dr, c + dc]) / 2)
+        xs.append((cols[d, r, c] + cols[d, r + dr, c + dc]) / 2)
+    if rng is not None:
+        d, y, x = _overshoot(skeletons, rows, cols, rng)
+        digits.append(d)
+        ys.append(y)
+        xs.append(x)
+    digit = np.concatenate(digits)
+    y, x = np.concatenate(ys) + 0.5, np.concatenate(xs) + 0.5
     order = np.argsort(digit, kind="stable")
     return digit[order], np.stack([x[order], y[order]], axis=1).astype(np.float32)
+
+
+def _around(planes: np.ndarray) -> np.ndarray:
+    """The sum over each pixel's 3x3 neighbourhood (itself included), digit by digit."""
+    padded = np.pad(planes, ((0, 0), (1, 1), (1, 1)))
+    return sum(padded[:, r:r + IMAGE_SIZE, c:c + IMAGE_SIZE] for r in range(3) for c in range(3))
+
+
+# The eight neighbours of a pixel, in order around it.
+_RING = ((-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1))
+
+
+def _ends(skeletons: np.ndarray) -> np.ndarray:
+    """Stroke ends: pixels whose one to three neighbours sit side by side on one side of them."""
+    padded = np.pad(skeletons, ((0, 0), (1, 1), (1, 1)))
+    ring = [padded[:, 1 + r:1 + r + IMAGE_SIZE, 1 + c:1 + c + IMAGE_SIZE] for r, c in _RING]
+    arcs = sum((~ring[k] & ring[(k + 1) % 8]).astype(np.int8) for k in range(8))
+    count = sum(n.astype(np.int8) for n in ring)
+    return skeletons & (arcs == 1) & (count <= 3)
+
+
+def _prune(skeletons: np.ndarray) -> np.ndarray:
+    """Drop branches up to SPUR pixels long, then regrow the true stroke ends that lost them."""
+    pruned = skeletons & ~_isolated(skeletons)
+    for _ in range(SPUR):
+        pruned &= ~_ends(pruned)
+    ends = _ends(pruned)
+    for _ in range(SPUR):
+        ends = (_around(ends.astype(np.int8)) > 0) & skeletons & ~pruned
+        pruned |= ends
+    gone = ~pruned.any(axis=(1, 2))
+    pruned[gone] = skeletons[gone]
+    return pruned
+
+
+def _isolated(skeletons: np.ndarray) -> np.ndarray:
+    return skeletons & (_around(skeletons.astype(np.int8)) == 1)
+
+
+def _unsmoothed(skeletons: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each pixel's own (row, col)."""
+    grid = np.arange(IMAGE_SIZE, dtype=np.float32)
+    shape = skeletons.shape
+    return np.broadcast_to(grid[None, :, None], shape), np.broadcast_to(grid[None, None, :], shape)
+
+
+def _smoothed(skeletons: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each skeleton pixel's (row, col) moved to the mean of its skeleton neighbourhood."""
+    weight = skeletons.astype(np.float32)
+    grid = np.arange(IMAGE_SIZE, dtype=np.float32)
+    count = np.maximum(_around(weight), 1.0)
+    return (_around(weight * grid[None, :, None]) / count,
+            _around(weight * grid[None, None, :]) / count)
+
+
+def _overshoot(skeletons, rows, cols, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Points that carry each stroke end straight on, away from the stroke, by 0..OVERSHOOT."""
+    weight = skeletons.astype(np.float32)
+    grid = np.arange(IMAGE_SIZE, dtype=np.float32)
+    near = np.maximum(_around(_around(weight)), 1.0)  # the 5x5 neighbourhood, weighted
+    d, r, c = np.nonzero(_ends(skeletons))
+    end = np.stack([rows[d, r, c], cols[d, r, c]], axis=1)
+    body = np.stack([_around(_around(weight * grid[None, :, None]))[d, r, c],
+                     _around(_around(weight * grid[None, None, :]))[d, r, c]], axis=1)
+    body /= near[d, r, c][:, None]
+    away = end - body
+    away /= np.maximum(np.linalg.norm(away, axis=1, keepdims=True), 1e-6)
+    run = rng.uniform(0, OVERSHOOT, size=len(d))[:, None] * np.linspace(0.2, 1.0, 5)[None]
+    points = end[:, None, :] + away[:, None, :] * run[..., None]  # [ends, 5, (row, col)]
+    return np.repeat(d, 5), points[..., 0].ravel(), points[..., 1].ravel()
 
 
 def _box(digit: np.ndarray, xy: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -58,12 +151,12 @@ def _bend(digit, xy, n, rng) -> np.ndarray:
     # A smooth random displacement field: three low-frequency waves along each axis.
     freq = rng.uniform(1.0, 4.0, size=(n, 3, 2))[digit]
     phase = rng.uniform(0, 2 * np.pi, size=(n, 3, 2))[digit]
-    amp = rng.uniform(0, 0.045, size=(n, 2))[digit]
+    amp = rng.uniform(0, BEND, size=(n, 2))[digit]
     p = p + amp * np.sin(p[:, None, ::-1] * freq + phase).mean(axis=1)
-    p[:, 0] -= rng.normal(0, 0.2, size=n)[digit] * p[:, 1]  # slant: y grows downwards
-    angle = np.deg2rad(rng.normal(0, 7, size=n))[digit]
+    p[:, 0] -= rng.normal(0, SLANT, size=n)[digit] * p[:, 1]  # slant: y grows downwards
+    angle = np.deg2rad(rng.normal(0, TURN, size=n))[digit]
     cos, sin = np.cos(angle), np.sin(angle)
-    stretch = np.exp(rng.normal(0, 0.15, size=n))[digit]
+    stretch = np.exp(rng.normal(0, STRETCH, size=n))[digit]
     return np.stack([(p[:, 0] * cos - p[:, 1] * sin) * stretch,
                      p[:, 0] * sin + p[:, 1] * cos], axis=1)
 
@@ -118,11 +211,14 @@ def _centre_of_mass(ink: np.ndarray) -> np.ndarray:
     return padded[np.arange(len(ink))[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
-def restroke(images: np.ndarray, seed: int) -> np.ndarray:
-    """Redraw uint8 [n, 28, 28] MNIST digits as pen drawings; returns uint8 [n, 28, 28]."""
+def restroke(images: np.ndarray, seed: int, refine: bool = False) -> np.ndarray:
+    """Redraw uint8 [n, 28, 28] MNIST digits as pen drawings; returns uint8 [n, 28, 28].
+
+    refine: along a pruned, smoothed skeleton whose strokes run on (see skeleton_points).
+    """
     rng = np.random.default_rng(seed)
     n = len(images)
-    digit, xy = skeleton_points(images)
+    digit, xy = skeleton_points(images, rng if refine else None)
     pen = np.exp(rng.uniform(*np.log(PEN_RANGE), size=n))
     placed = _frame(digit, _bend(digit, xy, n, rng), n, pen)
     ink = _centre_of_mass(_draw(digit, placed, pen))

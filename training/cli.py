@@ -64,6 +64,10 @@ def _add_training_flags(parser: argparse.ArgumentParser, profile_default: str) -
                         help="share of each batch redrawn along the digit's skeleton with a "
                              "random round pen, slant and bend, like digits drawn on the page "
                              + default("redraw"))
+    parser.add_argument("--refine", action=argparse.BooleanOptionalAction,
+                        help="redraw along a skeleton with thinning's spurs pruned and its pixel "
+                             "staircase smoothed, whose strokes run on past their ends "
+                             + default("refine"))
     parser.add_argument("--train-limit", type=_positive_int,
                         help="train on the first N shuffled images (default: all 60,000)")
     parser.add_argument("--seed", type=int, help="random seed (default: 0)")

@@ -20,6 +20,7 @@ class Hyperparams:
     width: int = 32  # filters in the first conv layer; later layers scale with it
     augment: bool = False  # random shifts, turns and zooms while training
     redraw: float = 0.0  # share of each batch redrawn as pen drawings (training.augment)
+    refine: bool = False  # redraw along pruned, smoothed skeletons whose strokes run on
     train_limit: int | None = None  # None: all 60,000 training images
     seed: int = 0
 
@@ -27,12 +28,16 @@ class Hyperparams:
 HYPERPARAM_NAMES = tuple(f.name for f in fields(Hyperparams))
 
 # Picked by bench/train_profiles.py on a 2-core CPU (seed 0), MNIST test / drawn digits:
-# quick 99.35% / 97.40% in about 3 minutes (compose and make up train their first champion
-# with it); full, the default, 99.51% / 98.17% in about 12. Redrawing half of each batch as pen
-# drawings bought 0.8 and 0.5 points on drawn digits for 0.16 and 0.06 on MNIST. Batch 64 in
-# full also keeps a one-epoch run on 5,000 images above 90%, where batch 128 fell to 88%.
+# quick 99.47% / 97.60% in about 3 minutes (2.8 on a loaded machine; compose and make up train
+# their first champion with it); full, the default, 99.51% / 98.17% in about 11. Redrawing half
+# of each batch as pen drawings bought 0.8 and 0.5 points on drawn digits for 0.16 and 0.06 on
+# MNIST. Refined redraws (--refine) bought quick 0.20 and 0.34 points on drawn digits (seeds 0
+# and 1, from 97.40% and 97.23%) and 0.12 and 0.02 on MNIST, but cost full 0.47 and 0.17
+# (97.70% and 97.80%), so full keeps the plain skeleton. Batch 64 in full also keeps a
+# one-epoch run on 5,000 images above 90%, where batch 128 fell to 88%.
 PROFILES = {
-    "quick": Hyperparams(model="vgg", epochs=4, batch_size=128, learning_rate=3e-3, redraw=0.5),
+    "quick": Hyperparams(model="vgg", epochs=4, batch_size=128, learning_rate=3e-3, redraw=0.5,
+                         refine=True),
     "full": Hyperparams(model="vgg", epochs=16, batch_size=64, learning_rate=3e-3,
                         augment=True, redraw=0.5),
 }
@@ -53,7 +58,8 @@ def hyperparams(profile: str = DEFAULT_PROFILE, **overrides) -> Hyperparams:
 # How a run's name shows a hyperparameter that differs from its profile (model and seed
 # always show): quick-vgg-s0, full-vgg-e1-n5000-s0.
 _NAME_PARTS = {"epochs": "e", "batch_size": "b", "learning_rate": "lr", "width": "w",
-               "augment": "aug-", "redraw": "rd", "train_limit": "n"}
+               "augment": "aug-", "redraw": "rd", "refine": "refine-",
+               "train_limit": "n"}
 
 
 def run_name(profile: str, hp: Hyperparams) -> str:

@@ -73,7 +73,8 @@ def training_batches(x: np.ndarray, y: np.ndarray, hp: Hyperparams):
         source = tf.data.Dataset.from_tensor_slices((x, y))
         pick = lambda images, labels: (images, labels)  # noqa: E731
     else:
-        source = tf.data.Dataset.from_tensor_slices(((x, augment.restroke(x, hp.seed)), y))
+        source = tf.data.Dataset.from_tensor_slices(
+            ((x, augment.restroke(x, hp.seed, refine=hp.refine)), y))
 
         def pick(pair, labels):
             drawn = tf.random.uniform([tf.shape(labels)[0], 1, 1]) < hp.redraw

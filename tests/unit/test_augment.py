@@ -6,10 +6,10 @@ import pytest
 from training import augment
 
 
-@pytest.fixture(scope="module")
-def pairs(mnist):
+@pytest.fixture(scope="module", params=[False, True], ids=["plain", "refined"])
+def pairs(mnist, request):
     originals = mnist.x_train[:300]
-    return originals, augment.restroke(originals, seed=0)
+    return originals, augment.restroke(originals, seed=0, refine=request.param)
 
 
 def _box(image, level=0.05 * 255):
@@ -17,10 +17,14 @@ def _box(image, level=0.05 * 255):
     return rows.max() - rows.min() + 1, cols.max() - cols.min() + 1
 
 
-def test_same_seed_same_drawings(mnist, pairs):
-    originals, redrawn = pairs
-    np.testing.assert_array_equal(augment.restroke(originals, seed=0), redrawn)
-    assert not np.array_equal(augment.restroke(originals, seed=1), redrawn)
+def test_same_seed_same_drawings(mnist):
+    originals = mnist.x_train[:300]
+    for refine in (False, True):
+        redrawn = augment.restroke(originals, seed=0, refine=refine)
+        np.testing.assert_array_equal(augment.restroke(originals, seed=0, refine=refine), redrawn)
+        assert not np.array_equal(augment.restroke(originals, seed=1, refine=refine), redrawn)
+    assert not np.array_equal(augment.restroke(originals, seed=0, refine=True),
+                              augment.restroke(originals, seed=0))
 
 
 def test_each_digit_fills_the_20_pixel_box_with_its_centre_of_mass_in_the_middle(pairs):
@@ -55,3 +59,45 @@ def test_a_redrawn_digit_still_reads_as_its_digit(mnist, pairs):
     on_originals = (read(originals) == labels).mean()
     on_redrawn = (read(redrawn) == labels).mean()
     assert on_redrawn > 0.55 and on_redrawn > on_originals - 0.25
+
+
+def _line(rows=range(4, 24), col=14):
+    skeleton = np.zeros((1, 28, 28), bool)
+    skeleton[0, list(rows), col] = True
+    return skeleton
+
+
+def test_thinning_spurs_are_pruned_and_stroke_ends_kept():
+    skeleton = _line()
+    spur, branch = skeleton.copy(), skeleton.copy()
+    spur[0, 12, 15:17] = True  # two pixels off the stroke: a thinning artefact
+    branch[0, 12, 15:20] = True  # five: a stroke of its own
+    np.testing.assert_array_equal(augment._prune(spur), skeleton)
+    np.testing.assert_array_equal(augment._prune(branch), branch)
+
+
+def test_smoothing_straightens_the_pixel_staircase():
+    skeleton = np.zeros((1, 28, 28), bool)
+    for step in range(10):  # a line of slope 1/2 drawn as a 4-connected staircase
+        skeleton[0, 4 + step, 4 + 2 * step:6 + 2 * step] = True
+    rows, cols = augment._smoothed(skeleton)
+    on = np.nonzero(skeleton[0])
+    inner = (on[1] > 5) & (on[1] < 22)  # the two ends move inwards, not off the line
+
+    def off_line(r, c):
+        return np.abs(r - 4 - (c - 4.5) / 2)[inner].max()
+
+    assert off_line(rows[0][on], cols[0][on]) < 0.5 * off_line(*on)
+
+
+def test_overshoot_carries_stroke_ends_straight_on(monkeypatch):
+    monkeypatch.setattr(augment, "OVERSHOOT", 3.0)  # the bounds below use it
+    skeleton = _line()
+    rows, cols = augment._smoothed(skeleton)
+    digit, y, x = augment._overshoot(skeleton, rows, cols, np.random.default_rng(0))
+    assert (digit == 0).all() and len(y) == 10  # five points past each of the two ends
+    np.testing.assert_allclose(x, 14, atol=1e-6)
+    above, below = y[y < 10], y[y > 10]
+    assert len(above) == len(below) == 5
+    assert above.min() >= rows[0, 4, 14] - 3.0 and below.max() <= rows[0, 23, 14] + 3.0
+    assert above.max() < rows[0, 4, 14] and below.min() > rows[0, 23, 14]
