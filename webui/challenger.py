@@ -7,13 +7,12 @@ request started) nor fail it: every problem becomes a note in the answer.
 
 from __future__ import annotations
 
-import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
-from webui.tfs_client import ServingProblem, TFServingClient
+from webui.tfs_client import LabelCache, ServingProblem, TFServingClient
 
 
 @dataclass(frozen=True)
@@ -35,12 +34,8 @@ class Asked:
 class Challenger:
     def __init__(self, client: TFServingClient, label: str, ttl: float, workers: int = 16):
         self.client = client
-        self.label = label
-        self.ttl = ttl
+        self.labels = LabelCache(client, label, ttl, missing_ok=True)
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="challenger")
-        self._lock = threading.Lock()
-        self._version: str | None = None
-        self._expires = 0.0
 
     @property
     def timeout(self) -> float:
@@ -56,14 +51,14 @@ class Challenger:
         try:
             return asked.future.result(timeout=max(0.0, asked.deadline - time.monotonic()))
         except FutureTimeout:
-            version = self._version  # the last known: the lookup itself may be what is late
+            version = self.labels.last  # the last known: the lookup itself may be what is late
             if version is None or version == main_version:
                 return None
             return ChallengerAnswer(version, note=f"did not answer within "
                                                   f"{self.timeout * 1000:.0f} ms")
 
     def _answer(self, png: bytes, main_version: str) -> ChallengerAnswer | None:
-        version = self._resolve()
+        version = self.labels.version()
         if version is None or version == main_version:
             return None
         try:
@@ -71,17 +66,3 @@ class Challenger:
         except ServingProblem as e:
             return ChallengerAnswer(version, note=e.message)
         return ChallengerAnswer(version, outputs["digit"], outputs["probabilities"])
-
-    def _resolve(self) -> str | None:
-        """The version the label names, or None; both answers are kept `ttl` seconds."""
-        if time.monotonic() < self._expires:
-            return self._version
-        with self._lock:
-            if time.monotonic() < self._expires:
-                return self._version
-            try:
-                self._version = self.client.label_version(self.label)
-            except ServingProblem:
-                self._version = None  # the label is not set, or names nothing loaded
-            self._expires = time.monotonic() + self.ttl
-            return self._version

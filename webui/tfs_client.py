@@ -158,24 +158,38 @@ class LabelCache:
     TF Serving's predict answer does not say which version ran. Asking for the label on every
     request would double the round trips, so the answer is kept `ttl` seconds: a promotion
     shows up within that time. Only one thread refreshes at a time; the others wait for it.
+    With `missing_ok` a label that names nothing loaded resolves to None, remembered as long
+    (the challenger's label is usually unset); without, it raises every time.
     """
 
-    def __init__(self, client: TFServingClient, label: str, ttl: float):
+    def __init__(self, client: TFServingClient, label: str, ttl: float,
+                 missing_ok: bool = False):
         self.client = client
         self.label = label
         self.ttl = ttl
+        self.missing_ok = missing_ok
         self._lock = threading.Lock()
         self._version: str | None = None
         self._expires = 0.0
 
-    def version(self) -> str:
+    @property
+    def last(self) -> str | None:
+        """The version last resolved, without asking the server."""
+        return self._version
+
+    def version(self) -> str | None:
         """Return the version the label names now (from cache when fresh)."""
-        if self._version is not None and time.monotonic() < self._expires:
+        if time.monotonic() < self._expires:
             return self._version
         with self._lock:
-            if self._version is not None and time.monotonic() < self._expires:
+            if time.monotonic() < self._expires:
                 return self._version  # another thread refreshed while we waited
-            self._version = self.client.label_version(self.label)
+            try:
+                self._version = self.client.label_version(self.label)
+            except ServingProblem:
+                if not self.missing_ok:
+                    raise
+                self._version = None  # the label is not set, or names nothing loaded
             self._expires = time.monotonic() + self.ttl
             return self._version
 
@@ -183,3 +197,4 @@ class LabelCache:
         """Drop the cached version, e.g. after the server said it no longer has it."""
         with self._lock:
             self._version = None
+            self._expires = 0.0
