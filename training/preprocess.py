@@ -21,65 +21,61 @@ MIN_CONTRAST = float(MIN_INK_CONTRAST)  # below this (0-255) the image is taken 
 _LUMA = (0.2989, 0.5870, 0.1140, 0.0)
 
 
-def _gray_and_alpha(image: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Split a uint8 [h, w, 1|2|3|4] image into float gray and alpha planes in 0-255.
-
-    Gray is one matrix product of the pixels, one row each, with the luma weights: the same
-    numbers as tf.image.rgb_to_grayscale, in half the time (no strided copy of the channels),
-    which is a fifth of the page's whole prediction.
-    """
-    size = tf.shape(image)[:2]
-    channels = tf.shape(image)[-1]
-    image = tf.cast(image, tf.float32)
-    opaque = tf.fill(size, 255.0)
-
-    def luma(count: int):
-        pixels = tf.reshape(image, [-1, count])
-        weights = tf.constant(_LUMA[:count], shape=[count, 1])
-        return tf.reshape(tf.matmul(pixels, weights), size)
-
-    return tf.switch_case(
-        channels - 1,
-        [
-            lambda: (image[..., 0], opaque),
-            lambda: (image[..., 0], image[..., 1]),
-            lambda: (luma(3), opaque),
-            lambda: (luma(4), image[..., 3]),
-        ],
-    )
-
-
-def ink(image: tf.Tensor) -> tf.Tensor:
-    """Return the ink plane (0 background, 255 full ink) of a decoded uint8 image.
+def ink_plane(image: tf.Tensor) -> tf.Tensor:
+    """The plane a uint8 [h, w, 1|2|3|4] image's ink is read from, float 0-255, ink light.
 
     Transparent images (a canvas without a background) take their ink from alpha. Opaque
     ones decide polarity from the border: a light border means dark ink, which is inverted.
-    The background level is then subtracted and the contrast stretched to 0-255.
+    Gray is one matrix product of the pixels with the luma weights: the same numbers as
+    tf.image.rgb_to_grayscale without its strided copy of the channels. Only the plane that
+    is used gets computed: every full-size pass is a tenth of a millisecond on the page's path.
     """
-    gray, alpha = _gray_and_alpha(image)
-    has_transparency = tf.reduce_min(alpha) < 250.0
-    border = tf.concat([gray[0], gray[-1], gray[:, 0], gray[:, -1]], axis=0)
-    dark_on_light = tf.reduce_mean(border) > 127.5
-    plane = tf.where(dark_on_light, 255.0 - gray, gray)
-    plane = tf.where(has_transparency, alpha, plane)
-    border_ink = tf.concat([plane[0], plane[-1], plane[:, 0], plane[:, -1]], axis=0)
-    background = tf.reduce_mean(border_ink)
-    peak = tf.reduce_max(plane)
-    contrast = peak - background
-    stretched = tf.clip_by_value((plane - background) / tf.maximum(contrast, 1.0), 0.0, 1.0)
-    return tf.where(contrast < MIN_CONTRAST, tf.zeros_like(plane), stretched * 255.0)
+    def gray(count: int):
+        if count < 3:
+            return lambda: tf.cast(image[..., 0], tf.float32)
+        size = tf.shape(image)[:2]
+        return lambda: tf.reshape(tf.matmul(tf.reshape(tf.cast(image, tf.float32), [-1, count]),
+                                            tf.constant(_LUMA[:count], shape=[count, 1])), size)
+
+    def light_ink(plane):
+        border = tf.concat([plane[0], plane[-1], plane[:, 0], plane[:, -1]], axis=0)
+        return tf.cond(tf.reduce_mean(border) > 127.5, lambda: 255.0 - plane, lambda: plane)
+
+    def opaque(count: int):
+        return lambda: light_ink(gray(count)())
+
+    def with_alpha(count: int):
+        alpha = image[..., -1]
+        return lambda: tf.cond(tf.reduce_min(alpha) < 250,
+                               lambda: tf.cast(alpha, tf.float32), opaque(count))
+
+    return tf.switch_case(tf.shape(image)[-1] - 1,
+                          [opaque(1), with_alpha(2), opaque(3), with_alpha(4)])
+
+
+def stretch(pixels: tf.Tensor, background: tf.Tensor, contrast: tf.Tensor) -> tf.Tensor:
+    """Subtract the background level and stretch the contrast to 0-255."""
+    return tf.clip_by_value((pixels - background) / tf.maximum(contrast, 1.0), 0.0, 1.0) * 255.0
 
 
 def center_in_mnist_frame(plane: tf.Tensor) -> tf.Tensor:
-    """Crop [h, w] ink to its bounding box, fit it in 20x20, centre its mass in 28x28."""
-    mask = plane > INK_THRESHOLD * 255.0
+    """Crop [h, w] ink to its bounding box, fit it in 20x20, centre its mass in 28x28.
+
+    The border's mean is the background; an image whose ink stands less than MIN_CONTRAST
+    above it is blank. The contrast is stretched on the crop alone: the bounding box needs
+    only a comparison, which gives the same answer before the clip as after it.
+    """
+    border = tf.concat([plane[0], plane[-1], plane[:, 0], plane[:, -1]], axis=0)
+    background = tf.reduce_mean(border)
+    contrast = tf.reduce_max(plane) - background
+    mask = (plane - background) / tf.maximum(contrast, 1.0) * 255.0 > INK_THRESHOLD * 255.0
     rows = tf.where(tf.reduce_any(mask, axis=1))[:, 0]
     cols = tf.where(tf.reduce_any(mask, axis=0))[:, 0]
 
     def place():
         top, bottom = tf.reduce_min(rows), tf.reduce_max(rows) + 1
         left, right = tf.reduce_min(cols), tf.reduce_max(cols) + 1
-        crop = plane[top:bottom, left:right]
+        crop = stretch(plane[top:bottom, left:right], background, contrast)
         height = tf.cast(bottom - top, tf.float32)
         width = tf.cast(right - left, tf.float32)
         scale = FIT_SIZE / tf.maximum(height, width)
@@ -105,14 +101,15 @@ def center_in_mnist_frame(plane: tf.Tensor) -> tf.Tensor:
         )[..., 0]
 
     return tf.cond(
-        tf.size(rows) > 0, place, lambda: tf.zeros([IMAGE_SIZE, IMAGE_SIZE], tf.float32)
+        (contrast >= MIN_CONTRAST) & (tf.size(rows) > 0), place,
+        lambda: tf.zeros([IMAGE_SIZE, IMAGE_SIZE], tf.float32)
     )
 
 
 def normalize_encoded(encoded: tf.Tensor) -> tf.Tensor:
     """Decode one PNG/JPEG/GIF/BMP string into a float32 [28, 28] MNIST-style image."""
     image = tf.io.decode_image(encoded, channels=0, expand_animations=False)
-    return center_in_mnist_frame(ink(image))
+    return center_in_mnist_frame(ink_plane(image))
 
 
 def normalize_batch(encoded: tf.Tensor) -> tf.Tensor:
