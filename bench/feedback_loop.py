@@ -41,7 +41,7 @@ from PIL import Image, ImageFilter
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.servers import model_server, web_ui  # noqa: E402
+from bench.servers import AS_THE_STACKS, model_server, web_ui  # noqa: E402
 from contract import IMAGE_INPUT, IMAGE_SIGNATURE, MODEL_NAME  # noqa: E402  (path set above)
 from training import data as mnist_data  # noqa: E402
 from training import (  # noqa: E402
@@ -101,8 +101,7 @@ def styled_png(pixels: np.ndarray, pen: int = 15, slant: float = 0.5) -> bytes:
 @contextmanager
 def stack_for(config: Path, db_url: str):
     """Our model server on `config` and the web UI in front; yield (serving, webui) URLs."""
-    with model_server(f"--model_config_file={config}",  # as serving/tfserving.flags runs it
-                      "--tensorflow_intra_op_parallelism=1") as (serving_url, _), \
+    with model_server(f"--model_config_file={config}", AS_THE_STACKS) as (serving_url, _), \
             web_ui(serving_url, env={"FEEDBACK_DB_URL": db_url}) as webui_url:
         yield serving_url, webui_url
 

@@ -39,7 +39,15 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.servers import answers, free_port, model_server, running, web_ui  # noqa: E402
+from bench.servers import (  # noqa: E402
+    LOOPBACK,
+    STACK_INTRA_OP_THREADS,
+    answers,
+    free_port,
+    model_server,
+    running,
+    web_ui,
+)
 from contract import (  # noqa: E402  (the repo root is put on the path just above)
     DEFAULT_MODELS_CONFIG,
     IMAGE_INPUT,
@@ -78,7 +86,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="what to time (default: all three)")
     parser.add_argument("--out", default="results/webui_latency.json",
                         help="where to write the JSON results (default: %(default)s)")
-    parser.add_argument("--tensorflow_intra_op_parallelism", type=int, default=1, metavar="N",
+    parser.add_argument("--tensorflow_intra_op_parallelism", type=int,
+                        default=STACK_INTRA_OP_THREADS, metavar="N",
                         help="threads inside one TensorFlow op for the started server, as "
                              "serving/tfserving.flags sets it (default: %(default)s)")
     parser.add_argument("--serve-seed", type=int, metavar="PORT", help=argparse.SUPPRESS)
@@ -202,7 +211,7 @@ def start_servers(args, stack: ExitStack) -> dict[str, str]:
         urls["webui"] = stack.enter_context(web_ui(tfs)) + "/api/predict"
     if "seed" in args.targets:
         port = free_port()
-        seed = f"http://127.0.0.1:{port}"
+        seed = f"http://{LOOPBACK}:{port}"
         stack.enter_context(running(
             [sys.executable, __file__, "--serve-seed", str(port),
              "--saved-model", stable_saved_model(args.models_config)],

@@ -28,7 +28,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.servers import model_server, web_ui  # noqa: E402  (the repo root is put on the path above)
+from bench.servers import AS_THE_STACKS, model_server, web_ui  # noqa: E402  (the repo root is put on the path above)
 
 LOCUSTFILE = ROOT / "bench" / "locust" / "locustfile.py"
 
@@ -52,7 +52,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 @contextlib.contextmanager
 def local_web_ui(models_config: str) -> Iterator[str]:
     """TF Serving (python -m serving) and the web UI on free ports; the UI's URL."""
-    with model_server(f"--model_config_file={models_config}") as (serving, _), \
+    with model_server(f"--model_config_file={models_config}", AS_THE_STACKS) as (serving, _), \
             web_ui(serving) as url:
         yield url
 
