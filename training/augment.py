@@ -8,12 +8,16 @@ is redrawn along it with a round pen of a random width, after a random slant, tu
 and smooth elastic bend, then framed exactly as `predict_image` frames a drawing: ink fitted
 into 20x20, centre of mass in the middle of 28x28.
 
-Every step works on all points of all digits at once (each point knows its digit), so the
-whole training split is redrawn in seconds and every run draws its own variants. Serving never
-sees this module: it changes no input, only what the model learns from.
+Every step works on all points of a chunk of digits at once (each point knows its digit), and
+the chunks are drawn on every core, so the whole training split is redrawn in seconds and every
+run draws its own variants. Serving never sees this module: it changes no input, only what the
+model learns from.
 """
 
 from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from scipy import ndimage
@@ -24,7 +28,7 @@ from training.drawn import INK_LEVEL  # MNIST pixels that are the pen's path
 from training.preprocess import FIT_SIZE  # the box predict_image fits a drawing's ink into
 
 PEN_RANGE = (1.2, 4.4)  # pen width in 28x28 pixels: a large digit, thin pen .. a small one
-BATCH = 4096
+CHUNK = 4096  # digits drawn together: big enough for numpy, small enough to stay in cache
 SPUR = 2  # skeleton branches this long (pixels) are thinning artefacts
 OVERSHOOT = 2.5  # pixels (of 28) a stroke may run on past its end
 # Each digit's own hand: spreads (standard deviations) of slant (shear per unit height), turn
@@ -177,25 +181,18 @@ def _draw(digit, xy, pen) -> np.ndarray:
     inked cell (the huge spacing between digits keeps them apart); the distance is then taken
     to that cell's exact point.
     """
-    n = len(pen)
     cols, rows = np.clip(xy.astype(int), 0, IMAGE_SIZE - 1).T
-    ink = np.empty((n, IMAGE_SIZE, IMAGE_SIZE), np.float32)
+    at = (digit, rows, cols)
+    away = np.ones((len(pen), IMAGE_SIZE, IMAGE_SIZE), bool)
+    away[at] = False
+    point = np.zeros((2, len(pen), IMAGE_SIZE, IMAGE_SIZE), np.float32)
+    point[(0, *at)], point[(1, *at)] = xy[:, 0], xy[:, 1]
+    nearest = ndimage.distance_transform_edt(away, sampling=(1e6, 1, 1), return_distances=False,
+                                             return_indices=True)
+    near_x, near_y = point[(0, *nearest)], point[(1, *nearest)]
     centre = np.arange(IMAGE_SIZE, dtype=np.float32) + 0.5
-    for start in range(0, n, BATCH):
-        count = min(BATCH, n - start)
-        mine = (digit >= start) & (digit < start + count)
-        at = (digit[mine] - start, rows[mine], cols[mine])
-        away = np.ones((count, IMAGE_SIZE, IMAGE_SIZE), bool)
-        away[at] = False
-        point = np.zeros((2, count, IMAGE_SIZE, IMAGE_SIZE), np.float32)
-        point[(0, *at)], point[(1, *at)] = xy[mine, 0], xy[mine, 1]
-        nearest = ndimage.distance_transform_edt(away, sampling=(1e6, 1, 1), return_distances=False,
-                                                 return_indices=True)
-        near_x, near_y = point[(0, *nearest)], point[(1, *nearest)]
-        distance = np.hypot(centre[None, None, :] - near_x, centre[None, :, None] - near_y)
-        ink[start:start + count] = np.clip(pen[start:start + count, None, None] / 2 + 0.5
-                                           - distance, 0.0, 1.0)
-    return ink
+    distance = np.hypot(centre[None, None, :] - near_x, centre[None, :, None] - near_y)
+    return np.clip(pen[:, None, None] / 2 + 0.5 - distance, 0.0, 1.0)
 
 
 def _centre_of_mass(ink: np.ndarray) -> np.ndarray:
@@ -215,8 +212,19 @@ def restroke(images: np.ndarray, seed: int, refine: bool = False) -> np.ndarray:
     """Redraw uint8 [n, 28, 28] MNIST digits as pen drawings; returns uint8 [n, 28, 28].
 
     refine: along a pruned, smoothed skeleton whose strokes run on (see skeleton_points).
+    Chunks of CHUNK digits are drawn on a thread per core (numpy and scipy let go of the GIL
+    for their array work), each with its own random stream spawned from `seed`, so the
+    result does not depend on the number of cores.
     """
-    rng = np.random.default_rng(seed)
+    chunks = range(0, len(images), CHUNK)
+    streams = np.random.SeedSequence(seed).spawn(len(chunks))
+    with ThreadPoolExecutor(os.cpu_count()) as pool:
+        drawn = list(pool.map(lambda start, stream: _restroke_chunk(
+            images[start:start + CHUNK], np.random.default_rng(stream), refine), chunks, streams))
+    return np.concatenate(drawn) if drawn else np.empty_like(images)
+
+
+def _restroke_chunk(images: np.ndarray, rng: np.random.Generator, refine: bool) -> np.ndarray:
     n = len(images)
     digit, xy = skeleton_points(images, rng if refine else None)
     pen = np.exp(rng.uniform(*np.log(PEN_RANGE), size=n))
