@@ -217,8 +217,11 @@ def _holes(mask: np.ndarray, min_area: int = 4) -> int:
 def retraces(image: np.ndarray, strokes: list[Stroke]) -> bool:
     """Whether strokes redraw the digit faithfully: every loop kept, most of its ink covered.
 
-    Thinning fails on a blotted loop (a 9 whose loop is filled in becomes a 1), and such a
-    drawing would carry the wrong label; the set passes those digits over.
+    Thinning can lose a loop the digit has (a small one collapses into a line), and such a
+    drawing would carry the wrong label; the set passes those digits over. A loop the writer
+    already blotted in the scan has no hole to count, so those digits stay in, and some of
+    them redraw as another shape (a filled 8 as one curve): no model should be tuned to read
+    those "right".
     """
     mask = np.asarray(image) > INK_LEVEL
     eroded = ndimage.binary_erosion(mask)
