@@ -34,12 +34,21 @@ def confusion_figure(matrix: np.ndarray) -> Figure:
 
 
 def misclassified_figure(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray,
-                         limit: int = 36, title: str = "Misclassified test digits") -> Figure:
-    """A grid of the first `limit` wrong digits, titled true/predicted."""
+                         limit: int = 36, title: str = "Misclassified test digits",
+                         sources: np.ndarray | None = None) -> Figure:
+    """A grid of the first `limit` wrong digits, titled true/predicted.
+
+    sources: for redrawn digits, the image each was drawn from, shown on its left: whether
+    the mistake is the model's or the drawing's is then plain to see.
+    """
+    if sources is not None:
+        gap = np.full((len(images), images.shape[1], 2), 128, images.dtype)
+        images = np.concatenate([sources, gap, images], axis=2)
     wrong = np.flatnonzero(y_true != y_pred)[:limit]
     cols = 6
     rows = max(1, -(-len(wrong) // cols))
-    fig = Figure(figsize=(cols * 1.3, rows * 1.5), layout="constrained")
+    aspect = images.shape[2] / images.shape[1]
+    fig = Figure(figsize=(cols * 1.3 * aspect, rows * 1.5), layout="constrained")
     fig.suptitle(f"{title} ({len(np.flatnonzero(y_true != y_pred))} in all)")
     for k, index in enumerate(wrong):
         ax = fig.add_subplot(rows, cols, k + 1)

@@ -151,7 +151,8 @@ def _log_figures(mnist, predicted, history, drawn, canvas_result) -> None:
     mlflow.log_figure(plots.learning_curves_figure(history), "plots/learning_curves.png")
     mlflow.log_figure(plots.misclassified_figure(
         canvas_result.normalized, drawn.labels, canvas_result.predicted,
-        title="Misclassified drawn digits, as the model saw them"),
+        title="Misclassified drawn digits: the MNIST digit, then the drawing as the model saw it",
+        sources=mnist.x_test[drawn.source_index]),
         "plots/canvas_misclassified.png")
 
 
