@@ -28,14 +28,14 @@ class Hyperparams:
 HYPERPARAM_NAMES = tuple(f.name for f in fields(Hyperparams))
 
 # Picked by bench/train_profiles.py on a 2-core CPU (seed 0), MNIST test / drawn digits:
-# quick 99.47% / 97.60% in 3.2 minutes (compose and make up train their first champion with it);
-# full, the default, 99.51% / 98.17% in about 12 (43 s epochs; 16.3 in a run where the host
-# slowed seven of them to 80 s). Redrawing half of each batch as pen drawings bought 0.8 and
-# 0.5 points on drawn digits for 0.16 and 0.06 on MNIST. Refined redraws (--refine) bought
-# quick 0.20 and 0.34 points on drawn digits (seeds 0 and 1, from 97.40% and 97.23%) and 0.12
-# and 0.02 on MNIST, but cost full 0.47 and 0.17 (97.70% and 97.80%), so full keeps the plain
-# skeleton. Batch 64 in full also keeps a one-epoch run on 5,000 images above 90%, where batch
-# 128 fell to 88%.
+# quick 99.42% / 97.57% in 3.0 minutes (compose and make up train their first champion with it);
+# full, the default, 99.58% / 97.90% in 11.0 (40 s epochs). Against the same profiles with
+# --redraw 0, redrawing half of each batch as pen drawings bought 1.0 and 0.3 points on drawn
+# digits for -0.09 and +0.01 on MNIST. With an earlier draw of the pen-drawn digits, refined
+# redraws (--refine) bought quick 0.20 and 0.34 points on drawn digits (seeds 0 and 1, from
+# 97.40% and 97.23%) and 0.12 and 0.02 on MNIST, but cost full 0.47 and 0.17 (from 98.17% and
+# 97.97%), so full keeps the plain skeleton. Batch 64 in full also keeps a one-epoch run on
+# 5,000 images above 90%, where batch 128 fell to 88%.
 PROFILES = {
     "quick": Hyperparams(model="vgg", epochs=4, batch_size=128, learning_rate=3e-3, redraw=0.5,
                          refine=True),
