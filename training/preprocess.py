@@ -71,7 +71,7 @@ def center_in_mnist_frame(plane: tf.Tensor) -> tf.Tensor:
     border = tf.concat([plane[0], plane[-1], plane[:, 0], plane[:, -1]], axis=0)
     background = tf.reduce_mean(border)
     contrast = tf.reduce_max(plane) - background
-    mask = (plane - background) / tf.maximum(contrast, 1.0) * 255.0 > INK_THRESHOLD * 255.0
+    mask = plane > background + INK_THRESHOLD * tf.maximum(contrast, 1.0)
     rows = tf.where(tf.reduce_any(mask, axis=1))[:, 0]
     cols = tf.where(tf.reduce_any(mask, axis=0))[:, 0]
 
