@@ -41,18 +41,20 @@ def misclassified_figure(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndar
     sources: for redrawn digits, the image each was drawn from, shown on its left: whether
     the mistake is the model's or the drawing's is then plain to see.
     """
+    wrong = np.flatnonzero(y_true != y_pred)
+    shown = wrong[:limit]
+    pictures = images[shown]
     if sources is not None:
-        gap = np.full((len(images), images.shape[1], 2), 128, images.dtype)
-        images = np.concatenate([sources, gap, images], axis=2)
-    wrong = np.flatnonzero(y_true != y_pred)[:limit]
+        gap = np.full((len(shown), images.shape[1], 2), 128, images.dtype)
+        pictures = np.concatenate([sources[shown], gap, pictures], axis=2)
     cols = 6
-    rows = max(1, -(-len(wrong) // cols))
-    aspect = images.shape[2] / images.shape[1]
+    rows = max(1, -(-len(shown) // cols))
+    aspect = pictures.shape[2] / pictures.shape[1]
     fig = Figure(figsize=(cols * 1.3 * aspect, rows * 1.5), layout="constrained")
-    fig.suptitle(f"{title} ({len(np.flatnonzero(y_true != y_pred))} in all)")
-    for k, index in enumerate(wrong):
+    fig.suptitle(f"{title} ({len(wrong)} in all)")
+    for k, (index, picture) in enumerate(zip(shown, pictures, strict=True)):
         ax = fig.add_subplot(rows, cols, k + 1)
-        ax.imshow(images[index], cmap="gray")
+        ax.imshow(picture, cmap="gray")
         ax.set_title(f"true {y_true[index]} / pred {y_pred[index]}", fontsize=8)
         ax.axis("off")
     return fig
