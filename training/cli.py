@@ -260,3 +260,6 @@ def main(argv: list[str] | None = None) -> int:
     except (MnistError, TrackingError, RegistryError, FeedbackError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted (an MLflow run it had started is marked FAILED)", file=sys.stderr)
+        return 130  # the shell's code for a command stopped by Ctrl-C

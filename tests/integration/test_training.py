@@ -1,6 +1,7 @@
 """Train real (small) models on the real MNIST files into a temporary MLflow store."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -30,15 +31,18 @@ def settings_in(folder: Path, mnist_dir: Path) -> Settings:
                     drawn_per_digit=SMALL_DRAWN_SET)
 
 
-def cli(settings: Settings, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def cli_env(settings: Settings) -> dict[str, str]:
     values = {"tracking_uri": settings.tracking_uri, "artifact_root": settings.artifact_root,
               "data_dir": settings.data_dir, "models_dir": settings.models_dir,
               "models_config": settings.models_config,
               "serving_base_path": settings.serving_base_path,
               "drawn_per_digit": str(settings.drawn_per_digit)}
-    env = {**os.environ, **{ENV_VARS[k]: v for k, v in values.items()}}
-    return subprocess.run([sys.executable, "-m", "training", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return {**os.environ, **{ENV_VARS[k]: v for k, v in values.items()}}
+
+
+def cli(settings: Settings, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "training", *args], cwd=ROOT,
+                          env=cli_env(settings), capture_output=True, text=True, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -182,3 +186,34 @@ def test_bad_flags_are_refused_by_argparse(tmp_path, mnist_dir):
     result = cli(settings_in(tmp_path, mnist_dir), "train", "--epochs", "0")
     assert result.returncode == 2 and "must be at least 1" in result.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_ctrl_c_while_training_stops_at_once_with_one_line_and_publishes_nothing(tmp_path,
+                                                                                   mnist_dir):
+    """Ctrl-C a few seconds into a real run: building the model or redrawing the training
+    digits on every core (worker threads must not hold the process up)."""
+    settings = settings_in(tmp_path, mnist_dir)
+    process = subprocess.Popen([sys.executable, "-m", "training", "train", "--profile", "quick"],
+                               cwd=ROOT, env=cli_env(settings), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        output = []
+        for line in process.stderr:  # MLflow creates its store once training has begun
+            output.append(line)
+            if "Creating initial MLflow database tables" in line:
+                break
+        time.sleep(3)
+        process.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        output.append(process.stderr.read())
+        code = process.wait(timeout=60)
+    finally:
+        process.kill()
+    stderr = "".join(output)
+    assert code == 130, stderr[-3000:]
+    assert time.monotonic() - started < 20
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert not (tmp_path / "models").exists()
+    runs = MlflowClient(settings.tracking_uri).search_runs(
+        [e.experiment_id for e in MlflowClient(settings.tracking_uri).search_experiments()])
+    assert [run.info.status for run in runs] in ([], ["FAILED"])
