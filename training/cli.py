@@ -260,6 +260,18 @@ def main(argv: list[str] | None = None) -> int:
     except (MnistError, TrackingError, RegistryError, FeedbackError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ImportError) as err:
+        if not _caused_by_ctrl_c(err):
+            raise
         print("interrupted (an MLflow run it had started is marked FAILED)", file=sys.stderr)
         return 130  # the shell's code for a command stopped by Ctrl-C
+
+
+def _caused_by_ctrl_c(err: BaseException | None) -> bool:
+    """Whether a KeyboardInterrupt is behind err: Ctrl-C while a compiled module of TensorFlow's
+    loads surfaces as pybind11's ImportError "initialization failed", raised from it."""
+    while err is not None:
+        if isinstance(err, KeyboardInterrupt):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
