@@ -190,8 +190,9 @@ def test_bad_flags_are_refused_by_argparse(tmp_path, mnist_dir):
 
 def test_ctrl_c_while_training_stops_at_once_with_one_line_and_publishes_nothing(tmp_path,
                                                                                    mnist_dir):
-    """Ctrl-C a few seconds into a real run: building the model or redrawing the training
-    digits on every core (worker threads must not hold the process up)."""
+    """Ctrl-C a few seconds into a real run: TensorFlow still loading on a slow machine,
+    building the model, or redrawing the training digits on every core (worker threads must
+    not hold the process up)."""
     settings = settings_in(tmp_path, mnist_dir)
     process = subprocess.Popen([sys.executable, "-m", "training", "train", "--profile", "quick"],
                                cwd=ROOT, env=cli_env(settings), stdout=subprocess.DEVNULL,
