@@ -20,22 +20,16 @@ from pathlib import Path
 import requests
 
 from contract import MODEL_NAME, serving_version
+from serving.config import parse_args
 
 ROOT = Path(__file__).resolve().parents[1]
 LOOPBACK = "127.0.0.1"
 
 
-def _stack_flag(name: str) -> str:
-    """One flag's value in serving/tfserving.flags, which every stack runs TF Serving with."""
-    for flag in (ROOT / "serving" / "tfserving.flags").read_text().split():
-        key, _, value = flag.removeprefix("--").partition("=")
-        if key == name:
-            return value
-    raise KeyError(f"serving/tfserving.flags has no --{name}")
-
-
-# The stacks' TensorFlow threading, so the benchmarks time our server as the stacks run it.
-STACK_INTRA_OP_THREADS = int(_stack_flag("tensorflow_intra_op_parallelism"))
+# The TensorFlow threading of serving/tfserving.flags, which every stack runs TF Serving with,
+# so the benchmarks time our server as the stacks run it.
+STACK_INTRA_OP_THREADS = parse_args(
+    (ROOT / "serving" / "tfserving.flags").read_text().split()).tensorflow_intra_op_parallelism
 AS_THE_STACKS = f"--tensorflow_intra_op_parallelism={STACK_INTRA_OP_THREADS}"
 
 
