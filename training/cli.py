@@ -246,6 +246,17 @@ COMMANDS = {"train": cmd_train, "promote": cmd_promote, "list": cmd_list,
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (KeyboardInterrupt, ImportError) as err:
+        if not _caused_by_ctrl_c(err):
+            raise
+        print("interrupted (an MLflow run it had started is marked FAILED)", file=sys.stderr)
+        return 130  # the shell's code for a command stopped by Ctrl-C
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the command, its errors as one line; Ctrl-C may land in these imports too."""
     from training.config import Settings
     from training.data import MnistError
     from training.feedback import FeedbackError
@@ -260,11 +271,6 @@ def main(argv: list[str] | None = None) -> int:
     except (MnistError, TrackingError, RegistryError, FeedbackError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except (KeyboardInterrupt, ImportError) as err:
-        if not _caused_by_ctrl_c(err):
-            raise
-        print("interrupted (an MLflow run it had started is marked FAILED)", file=sys.stderr)
-        return 130  # the shell's code for a command stopped by Ctrl-C
 
 
 def _caused_by_ctrl_c(err: BaseException | None) -> bool:
