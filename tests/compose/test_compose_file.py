@@ -371,7 +371,6 @@ def test_trainer_writes_where_tfserving_reads(services):
 
 
 def test_serving_base_path_matches_models_config(services):
-    from serving import models_config
     from training.models_config import CONTAINER_BASE_PATH
 
     base_path = composefile.environment(services["trainer"])["SERVING_BASE_PATH"]
