@@ -55,10 +55,9 @@ up: install ## the stack without Docker: MLflow, a first model, TF Serving, web 
 down: ## stop a `make up` running in the background; one in the foreground stops with Ctrl-C
 	$(PY) -m devstack down
 
-# train, promote and list act on the stack `make up` runs: its MLflow server, and the local
-# models.config its TF Serving reads (serving/models.config stays compose's, with /models paths).
+# train, promote and list act on the stack `make up` runs: its MLflow server, and the
+# models/models.config its TF Serving reads, whose base path is this folder's models/.
 train promote list: export MLFLOW_TRACKING_URI ?= http://localhost:$(or $(MLFLOW_PORT),5000)
-train promote list: export MODELS_CONFIG ?= models/models.config
 train promote list: export SERVING_BASE_PATH ?= $(CURDIR)/models/$(or $(MODEL_NAME),mnist)
 
 train: install ## train a model, full profile unless ARGS="--profile quick" (or other flags)

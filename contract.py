@@ -59,7 +59,8 @@ PROMETHEUS_PORT = 9090
 DEFAULT_TRACKING_URI = "sqlite:///mlruns/mlflow.db"
 DEFAULT_ARTIFACT_ROOT = "mlruns/artifacts"
 DEFAULT_MODELS_DIR = "models"
-DEFAULT_MODELS_CONFIG = "serving/models.config"
+# Runtime state, beside the versions it names: promote rewrites it, so it stays out of git.
+DEFAULT_MODELS_CONFIG = "models/models.config"
 DEFAULT_TF_SERVING_URL = f"http://localhost:{REST_PORT}"
 # Corrections from the page (SQLAlchemy URL; PostgreSQL by URL too), env FEEDBACK_DB_URL.
 DEFAULT_FEEDBACK_DB_URL = "sqlite:///mlruns/feedback.db"

@@ -13,7 +13,7 @@ p50/p99 latency, throughput and error counts, the ratios between the three, and 
 Usage:
     python bench/webui_latency.py --models-config /path/to/models.config --requests 200
 
-The models.config's base_path must exist on this machine (the checked-in serving/models.config
+The models.config's base_path must exist on this machine (compose's models/models.config
 names the container path /models/mnist). Not run by CI: numbers depend on the machine.
 """
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from contract import (
     DEFAULT_ARTIFACT_ROOT,
+    DEFAULT_MODELS_CONFIG,
     DEFAULT_MODELS_DIR,
     DEFAULT_TRACKING_URI,
     GRPC_PORT,
@@ -56,14 +57,14 @@ PORTS = (
 TF_SERVING_BINARY = "tensorflow_model_server"
 PROMETHEUS_BINARY = "prometheus"
 
-# Relative to ROOT; the stores are the programs' own defaults. models.config here is the local
-# one: serving/models.config keeps the container path /models/mnist that docker compose serves.
+# Relative to ROOT; the stores and models.config are the programs' own defaults (compose's
+# models.config is the same file, written with the container path /models/mnist).
 LOG_DIR = Path("mlruns/logs")
 PID_FILE = LOG_DIR / "devstack.pid"
 BACKEND_STORE_URI = DEFAULT_TRACKING_URI
 ARTIFACTS_DESTINATION = DEFAULT_ARTIFACT_ROOT
 MODELS_DIR = Path(DEFAULT_MODELS_DIR)
-MODELS_CONFIG = MODELS_DIR / "models.config"
+MODELS_CONFIG = Path(DEFAULT_MODELS_CONFIG)
 
 
 def env_port(setting: PortSetting, environ=os.environ) -> int:

@@ -2,10 +2,10 @@
 # MLflow client. Compose runs it once as `bootstrap`; more runs and promotions:
 #   docker compose run --rm trainer train --model convnet --epochs 3
 #   docker compose run --rm trainer promote --version 2
-# Alone (MLflow on localhost:5000; ./models and ./serving must be writable by uid 1000):
+# Alone (MLflow on localhost:5000; ./models must be writable by uid 1000):
 #   docker build --network host -f docker/trainer.Dockerfile -t digitops-trainer .
 #   docker run --rm --network host -e MLFLOW_TRACKING_URI=http://localhost:5000 \
-#     -v "$PWD/models:/models" -v "$PWD/serving:/config" digitops-trainer train --epochs 1
+#     -v "$PWD/models:/models" digitops-trainer train --epochs 1
 # The cache mounts need BuildKit: on by default since Docker 23; with docker-compose 1.x,
 # export DOCKER_BUILDKIT=1 first.
 
@@ -41,8 +41,8 @@ ARG APP_UID=1000
 ARG APP_GID=1000
 RUN groupadd --non-unique --gid "${APP_GID}" app \
  && useradd --non-unique --uid "${APP_UID}" --gid "${APP_GID}" --create-home --shell /usr/sbin/nologin app \
- && mkdir -p /app /models /config /cache/digitops/mnist /cache/digitops/drawn /feedback \
- && chown -R "${APP_UID}:${APP_GID}" /models /config /cache /feedback
+ && mkdir -p /app /models /cache/digitops/mnist /cache/digitops/drawn /feedback \
+ && chown -R "${APP_UID}:${APP_GID}" /models /cache /feedback
 # XDG_CACHE_HOME: the MNIST download lands in /cache/digitops/mnist and the drawn-digit test
 # set in /cache/digitops/drawn, volumes in compose.
 # GIT_PYTHON_REFRESH: no git in here (GIT_COMMIT names the code); MLflow need not say so.
@@ -55,9 +55,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     GIT_PYTHON_REFRESH=quiet \
     TF_CPP_MIN_LOG_LEVEL=1 \
     MODELS_DIR=/models \
-    MODELS_CONFIG=/config/models.config \
+    MODELS_CONFIG=/models/models.config \
     SERVING_BASE_PATH=/models/mnist \
-    WRITABLE_DIRS="/models /config"
+    WRITABLE_DIRS="/models"
 COPY docker/writable-entrypoint.sh /usr/local/bin/
 WORKDIR /app
 COPY contract.py ./
@@ -66,7 +66,7 @@ COPY training/ training/
 COPY webui/ webui/
 USER ${APP_UID}:${APP_GID}
 # One-shot job: no HEALTHCHECK.
-# Stops at once, naming APP_UID/APP_GID, when ./models or ./serving is not writable.
+# Stops at once, naming APP_UID/APP_GID, when ./models is not writable.
 ENTRYPOINT ["writable-entrypoint.sh", "python", "-m", "training"]
 CMD ["bootstrap"]
 # Last, so a new commit rebuilds nothing above: the run's code version where .git is absent.

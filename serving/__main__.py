@@ -2,7 +2,7 @@
 
 Usage:
     python -m serving --port=8500 --rest_api_port=8501 \\
-        --model_config_file=serving/models.config \\
+        --model_config_file=models/models.config \\
         --enable_batching --batching_parameters_file=serving/batching.config \\
         --monitoring_config_file=serving/monitoring.config
 """

@@ -28,7 +28,7 @@ instead: the stack does.
 
 USAGE_EXAMPLE = """\
 example:
-  python -m serving --rest_api_port=8501 --model_config_file=serving/models.config \\
+  python -m serving --rest_api_port=8501 --model_config_file=models/models.config \\
       --model_config_file_poll_wait_seconds=10 \\
       --monitoring_config_file=serving/monitoring.config
   python -m serving --model_name=mnist --model_base_path=$PWD/models/mnist \\

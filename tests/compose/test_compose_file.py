@@ -364,24 +364,31 @@ def test_trainer_writes_where_tfserving_reads(services):
     environment = composefile.environment(trainer)
     assert composefile.host_path(trainer, environment["MODELS_DIR"]) == ROOT / "models"
     config_on_host = composefile.host_path(trainer, environment["MODELS_CONFIG"])
-    assert config_on_host == ROOT / "serving" / "models.config"
+    assert config_on_host == ROOT / contract.DEFAULT_MODELS_CONFIG
     flags = dict(a.split("=", 1) for a in composefile.command(tfserving))
     assert composefile.host_path(tfserving, flags["--model_config_file"]) == config_on_host
     assert all(v.endswith(":ro") for v in tfserving["volumes"]), "tfserving only reads"
 
 
 def test_serving_base_path_matches_models_config(services):
-    from serving import models_config
     from training.models_config import CONTAINER_BASE_PATH
 
     base_path = composefile.environment(services["trainer"])["SERVING_BASE_PATH"]
     tfserving = services["tfserving"]
     assert composefile.host_path(tfserving, base_path) == ROOT / "models" / contract.MODEL_NAME
     assert base_path == CONTAINER_BASE_PATH
-    checked_in = ROOT / "serving" / "models.config"
-    if checked_in.is_file():
-        for model in models_config.read(checked_in).model_config_list.config:
-            assert model.base_path == base_path
+
+
+def test_the_trainer_writes_nothing_git_tracks(services):
+    """A promotion rewrites models.config: in a user's checkout that must not show as a change."""
+    trainer = services["trainer"]
+    environment = composefile.environment(trainer)
+    written = [composefile.host_path(trainer, environment["MODELS_CONFIG"]),
+               composefile.host_path(trainer, environment["MODELS_DIR"]) / "mnist" / "1"]
+    for path in written:
+        relative = str(path.relative_to(ROOT))
+        ignored = subprocess.run(["git", "check-ignore", "-q", "--no-index", relative], cwd=ROOT)
+        assert ignored.returncode == 0, f"the trainer writes {relative}, which git does not ignore"
 
 
 def test_mnist_reaches_the_trainer_through_its_cache(services, compose, monkeypatch):

@@ -1,7 +1,7 @@
 """The real docker-compose.yml on a real Docker engine: build, start, use, restart, promote.
 
 Runs the stack from a throw-away copy of the working tree, so ./mlruns, ./models and
-./serving/models.config are the copy's. The compose file is rewritten only in what a machine
+./models/models.config are the copy's. The compose file is rewritten only in what a machine
 without a bridge network lacks (tests/containers/docker_env.py: `host_network`), and
 tfserving runs our own image (SERVING_IMAGE) when tensorflow/serving cannot be pulled.
 The first champion is tiny (TRAIN_ARGS), so the whole test takes a few minutes once the

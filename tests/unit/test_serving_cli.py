@@ -58,7 +58,7 @@ def test_bad_command_lines_are_refused(argv):
 def test_the_container_flags_file_runs_our_server():
     flags = (ROOT / "serving" / "tfserving.flags").read_text().split()
     settings = parse_args(flags)
-    assert settings.model_config_file == "/config/models.config"
+    assert settings.model_config_file == "/models/models.config"
     assert settings.enable_batching
     assert settings.ignored == ()
 
