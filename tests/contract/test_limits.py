@@ -7,13 +7,17 @@ keep its memory while doing it (the suite's server runs with --enable_batching a
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import grpc
 import pytest
 import requests
+import tensorflow as tf
+from tensorflow_serving.apis import predict_pb2
 
 from contract import IMAGE_INPUT, IMAGE_SIGNATURE
 from serving.config import MAX_REQUEST_BYTES
@@ -111,3 +115,37 @@ def test_a_queue_of_waiting_requests_logs_one_warning_not_one_per_request(api, t
     log = target.log.read_text()
     assert "Task queue depth" in log  # the clients did queue up
     assert log.count("Task queue depth") - before <= 3
+
+
+GARBAGE = {"b64": base64.b64encode(b"not an image, just bytes").decode()}
+
+
+def test_a_bad_image_fails_only_its_own_request(api, rpc, mnist):
+    """64 concurrent requests, every fourth undecodable: batched together, yet only the bad
+    ones fail, each with its own 400 (REST) or INVALID_ARGUMENT (gRPC)."""
+    good = png(mnist.x_test[0])
+    bodies = [GARBAGE if i % 4 == 3 else good for i in range(64)]
+
+    def rest(image: dict) -> int:
+        body = {"signature_name": IMAGE_SIGNATURE, "instances": [{IMAGE_INPUT: image}]}
+        return requests.post(f"{api.url}/v1/models/mnist:predict", json=body,
+                             timeout=60).status_code
+
+    def by_grpc(image: dict):
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "mnist"
+        request.model_spec.signature_name = IMAGE_SIGNATURE
+        request.inputs[IMAGE_INPUT].CopyFrom(tf.make_tensor_proto(
+            [base64.b64decode(image["b64"])], dtype=tf.string))
+        try:
+            rpc.predict.Predict(request, timeout=60)
+        except grpc.RpcError as err:
+            return err.code()
+        return grpc.StatusCode.OK
+
+    with ThreadPoolExecutor(64) as pool:
+        codes = list(pool.map(rest, bodies))
+        grpc_codes = list(pool.map(by_grpc, bodies))
+    assert codes == [400 if b is GARBAGE else 200 for b in bodies]
+    assert grpc_codes == [grpc.StatusCode.INVALID_ARGUMENT if b is GARBAGE
+                          else grpc.StatusCode.OK for b in bodies]
