@@ -107,13 +107,16 @@ def run(settings: Settings) -> int:
     predictor = Batching(batching) if batching else Direct()
     metrics = Metrics()
     app = create_app(manager, metrics_path, metrics=metrics, predictor=predictor,
-                     max_request_bytes=settings.max_request_bytes)
+                     max_request_bytes=settings.max_request_bytes,
+                     max_image_pixels=settings.max_image_pixels)
     grpc_server = None
     try:
         if settings.port:
-            grpc_server = create_server(GrpcApi(manager, predictor, metrics), settings.host,
-                                        settings.port, settings.rest_api_num_threads,
-                                        settings.max_request_bytes)
+            api = GrpcApi(manager, predictor, metrics,
+                          max_request_bytes=settings.max_request_bytes,
+                          max_image_pixels=settings.max_image_pixels)
+            grpc_server = create_server(api, settings.host, settings.port,
+                                        settings.rest_api_num_threads, settings.max_request_bytes)
         # Waitress buffers a body (beyond 512 KiB in a temporary file) before the app sees
         # it; the app refuses one over the limit with TF Serving's JSON error. Waitress's own
         # cap, higher, bounds what a body without Content-Length (chunked) can make it buffer.

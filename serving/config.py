@@ -65,6 +65,9 @@ def _bool(text: str) -> bool:
 
 # Largest REST body or gRPC message accepted: 32 rows of big photos fit; 20,000 rows do not.
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
+# Largest encoded image a string input may hold: ~20 MB once decoded in the graph, where a
+# 12000x12000 PNG of 17 KB took 740 MB. A canvas drawing is 280x280.
+MAX_IMAGE_PIXELS = 2048 * 2048
 
 
 @dataclass(frozen=True)
@@ -86,6 +89,7 @@ class Settings:
     enable_batching: bool = False
     batching_parameters_file: str = ""
     max_request_bytes: int = MAX_REQUEST_BYTES
+    max_image_pixels: int = MAX_IMAGE_PIXELS
     ignored: tuple[str, ...] = ()  # official flags given on the command line but not acted on
 
 
@@ -138,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
          help="largest REST request body or gRPC message accepted; larger ones are refused "
               "before they are parsed. Not a tensorflow_model_server flag (default: "
               f"{defaults.max_request_bytes})")
+    flag("--max_image_pixels", type=int, default=defaults.max_image_pixels,
+         help="largest encoded image (width x height, read from its header) a string input "
+              "may hold; larger ones are refused before they are decoded. Not a "
+              f"tensorflow_model_server flag (default: {defaults.max_image_pixels})")
     flag("--tensorflow_intra_op_parallelism", type=int, default=0,
          help="threads inside one TensorFlow op; 0 lets TensorFlow choose (default: 0)")
     flag("--tensorflow_inter_op_parallelism", type=int, default=0,

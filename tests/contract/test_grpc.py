@@ -15,6 +15,7 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -156,6 +157,22 @@ def test_rest_and_grpc_give_the_same_numbers(rpc, api, mnist, signature):
 
 HPT_X = {"x": np.array([1.0], np.float32)}
 
+
+def raw_request(model: str, name: str, tensor: tensor_pb2.TensorProto, **choice):
+    """A PredictRequest with a TensorProto as a client may write it, right or wrong."""
+    request = spec(predict_pb2.PredictRequest(), model, **choice)
+    request.inputs[name].CopyFrom(tensor)
+    return request
+
+
+def tensor(dtype: int, *dims: int, **values) -> tensor_pb2.TensorProto:
+    proto = tensor_pb2.TensorProto(dtype=dtype, **values)
+    proto.tensor_shape.dim.extend(tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in dims)
+    return proto
+
+
+SHORT = tensor(types_pb2.DT_FLOAT, 3, tensor_content=np.zeros(2, np.float32).tobytes())
+
 # (request, gRPC code, a substring of the message): the REST contract's errors, over gRPC.
 ERRORS = [
     (lambda: predict_request("nope", HPT_X), grpc.StatusCode.NOT_FOUND,
@@ -178,6 +195,14 @@ ERRORS = [
      grpc.StatusCode.INVALID_ARGUMENT, ""),
     (lambda: predict_request("mnist", {PIXELS_INPUT: np.zeros((33, 28, 28), np.float32)}),
      grpc.StatusCode.INVALID_ARGUMENT, "Task size 33 is larger than maximum input batch size 32"),
+    (lambda: raw_request("half_plus_two", "x", tensor(types_pb2.DT_RESOURCE, 1)),
+     grpc.StatusCode.INVALID_ARGUMENT, ""),
+    (lambda: raw_request("half_plus_two", "x", tensor(9999, 1)),
+     grpc.StatusCode.INVALID_ARGUMENT, ""),
+    (lambda: raw_request("half_plus_two", "x", SHORT), grpc.StatusCode.INVALID_ARGUMENT, ""),
+    (lambda: raw_request("mnist", PIXELS_INPUT, tensor(types_pb2.DT_FLOAT, 1, 10000, 10000,
+                                                       float_val=[0.0])),
+     grpc.StatusCode.INVALID_ARGUMENT, ""),
 ]
 
 

@@ -8,6 +8,7 @@ keep its memory while doing it (the suite's server runs with --enable_batching a
 from __future__ import annotations
 
 import base64
+import io
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,9 +18,11 @@ import grpc
 import pytest
 import requests
 import tensorflow as tf
+from PIL import Image
+from tensorflow.core.framework import tensor_shape_pb2, types_pb2
 from tensorflow_serving.apis import predict_pb2
 
-from contract import IMAGE_INPUT, IMAGE_SIGNATURE
+from contract import IMAGE_INPUT, IMAGE_SIGNATURE, PIXELS_INPUT
 from serving.config import MAX_REQUEST_BYTES
 from tests.contract.test_predict import png
 
@@ -82,6 +85,10 @@ CASES = [
     ("an instance nested 900 deep", DEEP_INSTANCE, ""),
     ("a pixel of 2**64", '{"instances": [' + ZERO_ROW.replace("0", "18446744073709551616", 1)
      + "]}", "Cannot convert JSON value: 18446744073709551616 to float"),
+    ("a pixel of true", '{"instances": [' + ZERO_ROW.replace("0", "true", 1) + "]}",
+     "Type: True is not of expected type: float"),
+    ("a pixel of 5,000 digits", '{"instances": [' + ZERO_ROW.replace("0", "9" * 5000, 1)
+     + "]}", "JSON Parse error"),
     ("a flat [784] instance", '{"instances": [' + json.dumps([0] * 784) + "]}", ""),
     ("a [27,28] instance", '{"instances": [' + json.dumps([[0] * 28] * 27) + "]}", ""),
 ]
@@ -149,3 +156,55 @@ def test_a_bad_image_fails_only_its_own_request(api, rpc, mnist):
     assert codes == [400 if b is GARBAGE else 200 for b in bodies]
     assert grpc_codes == [grpc.StatusCode.INVALID_ARGUMENT if b is GARBAGE
                           else grpc.StatusCode.OK for b in bodies]
+
+
+def peak_growth(pid: int, send) -> int:
+    """How far the process's peak RSS (VmHWM) rose above its RSS while `send()` ran."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+    started = rss_bytes(pid)
+    send()
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024 - started
+    raise AssertionError(f"no VmHWM for process {pid}")
+
+
+def png_bomb() -> bytes:
+    """A one-bit PNG of 12000x12000 pixels in ~17 KB: its header is all it takes to refuse it."""
+    buffer = io.BytesIO()
+    Image.new("1", (12000, 12000)).save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def test_small_requests_that_claim_huge_tensors_are_refused_in_bounded_memory(api, rpc, target):
+    if not target.local:
+        pytest.skip("reads the memory of our own server's process")
+    claim = predict_pb2.PredictRequest()  # 45 bytes claiming 10**8 floats
+    claim.model_spec.name = "mnist"
+    claim.inputs[PIXELS_INPUT].dtype = types_pb2.DT_FLOAT
+    claim.inputs[PIXELS_INPUT].float_val.append(0.0)
+    claim.inputs[PIXELS_INPUT].tensor_shape.dim.extend(
+        tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in (1, 10000, 10000))
+    bomb = png_bomb()
+    assert len(bomb) < 32 * 1024
+    image = predict_pb2.PredictRequest()
+    image.model_spec.name = "mnist"
+    image.model_spec.signature_name = IMAGE_SIGNATURE
+    image.inputs[IMAGE_INPUT].CopyFrom(tf.make_tensor_proto([bomb], dtype=tf.string))
+    codes, errors = [], []
+
+    def send():
+        for request in (claim, image):
+            with pytest.raises(grpc.RpcError) as caught:
+                rpc.predict.Predict(request, timeout=60)
+            codes.append(caught.value.code())
+        body = {"signature_name": IMAGE_SIGNATURE,
+                "instances": [{IMAGE_INPUT: {"b64": base64.b64encode(bomb).decode()}}]}
+        r = api.predict("mnist", body)
+        codes.append(r.status_code)
+        errors.append(r.json()["error"])
+
+    grown = peak_growth(target.pid, send)
+    assert codes == [grpc.StatusCode.INVALID_ARGUMENT] * 2 + [400]
+    assert "12000x12000 pixels is more than the limit" in errors[0]
+    assert grown < 64 * MIB, f"the server's peak memory grew {grown / MIB:.0f} MiB"
