@@ -114,7 +114,8 @@ def run(settings: Settings) -> int:
         if settings.port:
             api = GrpcApi(manager, predictor, metrics,
                           max_request_bytes=settings.max_request_bytes,
-                          max_image_pixels=settings.max_image_pixels)
+                          max_image_pixels=settings.max_image_pixels,
+                          allow_reload=not settings.refuse_reload_config_requests)
             grpc_server = create_server(api, settings.host, settings.port,
                                         settings.rest_api_num_threads, settings.max_request_bytes)
         # Waitress buffers a body (beyond 512 KiB in a temporary file) before the app sees

@@ -90,6 +90,7 @@ class Settings:
     batching_parameters_file: str = ""
     max_request_bytes: int = MAX_REQUEST_BYTES
     max_image_pixels: int = MAX_IMAGE_PIXELS
+    refuse_reload_config_requests: bool = True
     ignored: tuple[str, ...] = ()  # official flags given on the command line but not acted on
 
 
@@ -135,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
            f"replay {WARMUP_FILE} before a version serves")
     switch("enable_batching", False,
            "batch concurrent predict requests together (REST and gRPC alike)")
+    switch("refuse_reload_config_requests", defaults.refuse_reload_config_requests,
+           "answer gRPC ModelService.HandleReloadConfigRequest with PERMISSION_DENIED: "
+           "anyone who reaches --port could otherwise unload or relabel the models; the "
+           "model config then comes from --model_config_file only. Not a "
+           "tensorflow_model_server flag: that server always obeys the request")
     flag("--batching_parameters_file", default="",
          help="BatchingParameters text proto for --enable_batching; without it TF Serving's "
               "defaults apply (default: none)")

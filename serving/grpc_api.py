@@ -119,8 +119,9 @@ class GrpcApi(prediction_service_pb2_grpc.PredictionServiceServicer,
 
     def __init__(self, manager: Manager, predictor: Batching | Direct, metrics: Metrics, *,
                  max_request_bytes: int = MAX_REQUEST_BYTES,
-                 max_image_pixels: int = MAX_IMAGE_PIXELS):
+                 max_image_pixels: int = MAX_IMAGE_PIXELS, allow_reload: bool = False):
         self.manager = manager
+        self.allow_reload = allow_reload
         self.predictor = predictor
         self.metrics = metrics
         self.max_request_bytes = max_request_bytes
@@ -214,6 +215,10 @@ class GrpcApi(prediction_service_pb2_grpc.PredictionServiceServicer,
 
     def HandleReloadConfigRequest(self, request, context):  # noqa: N802
         def work(_call: _Call) -> model_management_pb2.ReloadConfigResponse:
+            if not self.allow_reload:
+                raise ServingError("PERMISSION_DENIED", "HandleReloadConfigRequest is refused: "
+                                   "this server runs with --refuse_reload_config_requests "
+                                   "(the default of python -m serving)")
             self.manager.reload(request.config)
             return model_management_pb2.ReloadConfigResponse()
 

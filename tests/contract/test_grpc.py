@@ -22,6 +22,7 @@ from tensorflow_serving.apis import (
     get_model_status_pb2,
     inference_pb2,
     model_management_pb2,
+    model_service_pb2_grpc,
     predict_pb2,
     regression_pb2,
 )
@@ -41,7 +42,7 @@ from serving.config import MAX_REQUEST_BYTES
 from tests.contract import repository
 from tests.contract.test_predict import png
 from tests.contract.test_reload import newest, wait_for
-from tests.support.servers import ROOT, free_port
+from tests.support.servers import ROOT, free_port, model_available, process
 
 pytestmark = pytest.mark.contract
 
@@ -276,6 +277,28 @@ def test_reload_config_request(rpc, target):
             model_management_pb2.ReloadConfigRequest(config=bad), timeout=60)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert status(rpc, "half_plus_two")[1].state == AVAILABLE
+
+
+def test_reload_config_requests_are_refused_by_default(target):
+    """Anyone who reaches :8500 could unload or relabel the models: by default ours refuses."""
+    if not target.local:
+        pytest.skip("TF Serving always obeys HandleReloadConfigRequest")
+    port, grpc_port = free_port(), free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [sys.executable, "-m", "serving", "--host=127.0.0.1", f"--port={grpc_port}",
+            f"--rest_api_port={port}", "--model_name=half_plus_two",
+            f"--model_base_path={target.models_dir / 'half_plus_two'}",
+            "--file_system_poll_wait_seconds=0"]
+    with process(args, lambda: model_available(url, "half_plus_two"), "python -m serving"):
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            empty = model_server_config_pb2.ModelServerConfig()
+            empty.model_config_list.SetInParent()
+            with pytest.raises(grpc.RpcError) as caught:
+                model_service_pb2_grpc.ModelServiceStub(channel).HandleReloadConfigRequest(
+                    model_management_pb2.ReloadConfigRequest(config=empty), timeout=60)
+        assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "--refuse_reload_config_requests" in caught.value.details()
+        assert model_available(url, "half_plus_two")
 
 
 @pytest.mark.parametrize("method", ["Classify", "Regress", "MultiInference"])
