@@ -76,6 +76,7 @@ class Settings:
     port: int = GRPC_PORT
     rest_api_port: int = REST_PORT
     rest_api_num_threads: int = 4 * (os.cpu_count() or 1)
+    rest_api_receive_timeout_in_ms: int = 30_000
     model_config_file: str = ""
     model_config_file_poll_wait_seconds: int = 0
     model_name: str = "default"
@@ -116,6 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     flag("--rest_api_num_threads", type=int, default=defaults.rest_api_num_threads,
          help="threads serving HTTP requests (default: 4 x CPUs = "
               f"{defaults.rest_api_num_threads})")
+    flag("--rest_api_receive_timeout_in_ms", type=int,
+         default=defaults.rest_api_receive_timeout_in_ms,
+         help="most time one HTTP request (headers and body) may take to arrive; a slower "
+              "client gets 408 and its connection is closed. Not a tensorflow_model_server "
+              f"flag (default: {defaults.rest_api_receive_timeout_in_ms})")
     flag("--model_config_file", default="",
          help="ModelServerConfig text proto with the models to serve; when set, "
               "--model_name and --model_base_path are ignored (default: none)")

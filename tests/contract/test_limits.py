@@ -8,8 +8,11 @@ keep its memory while doing it (the suite's server runs with --enable_batching a
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
+import socket
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,6 +28,7 @@ from tensorflow_serving.apis import predict_pb2
 from contract import IMAGE_INPUT, IMAGE_SIGNATURE, PIXELS_INPUT
 from serving.config import MAX_REQUEST_BYTES
 from tests.contract.test_predict import png
+from tests.support.servers import free_port, model_available, process
 
 pytestmark = pytest.mark.contract
 
@@ -208,3 +212,50 @@ def test_small_requests_that_claim_huge_tensors_are_refused_in_bounded_memory(ap
     assert codes == [grpc.StatusCode.INVALID_ARGUMENT] * 2 + [400]
     assert "12000x12000 pixels is more than the limit" in errors[0]
     assert grown < 64 * MIB, f"the server's peak memory grew {grown / MIB:.0f} MiB"
+
+
+SLOW_CLIENTS = 150  # more than waitress's default connection_limit of 100
+RECEIVE_TIMEOUT_S = 2
+
+
+def test_clients_trickling_requests_neither_freeze_the_port_nor_hold_it(target):
+    """150 clients that send a request's start, then a byte every half second: the port keeps
+    answering, and each of them gets a 408 once its request has taken 2 s."""
+    if not target.local:
+        pytest.skip("starts our own server with a short --rest_api_receive_timeout_in_ms")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [sys.executable, "-m", "serving", "--host=127.0.0.1", "--port=0",
+            f"--rest_api_port={port}", "--model_name=half_plus_two",
+            f"--model_base_path={target.models_dir / 'half_plus_two'}",
+            "--file_system_poll_wait_seconds=0",
+            f"--rest_api_receive_timeout_in_ms={RECEIVE_TIMEOUT_S * 1000}"]
+    with process(args, lambda: model_available(url, "half_plus_two"), "python -m serving"):
+        slow = [socket.create_connection(("127.0.0.1", port)) for _ in range(SLOW_CLIENTS)]
+        try:
+            for client in slow:
+                client.sendall(b"POST /v1/models/half_plus_two:predict HTTP/1.1\r\nHost: x\r\n")
+            started = time.monotonic()
+            health = requests.get(f"{url}/v1/models/half_plus_two", timeout=2)
+            assert health.status_code == 200
+            answers = {}
+            while len(answers) < SLOW_CLIENTS and time.monotonic() - started < 10:
+                for index, client in enumerate(slow):
+                    if index not in answers:
+                        try:
+                            client.sendall(b"X")
+                        except OSError:  # the server closed it
+                            answers[index] = b""
+                time.sleep(0.5)
+                for index, client in enumerate(slow):
+                    if index not in answers:
+                        client.setblocking(False)
+                        with contextlib.suppress(BlockingIOError):
+                            answers[index] = client.recv(4096)
+            took = time.monotonic() - started
+        finally:
+            for client in slow:
+                client.close()
+    assert len(answers) == SLOW_CLIENTS, f"{SLOW_CLIENTS - len(answers)} still open after 10 s"
+    assert all(a.startswith(b"HTTP/1.1 408") for a in answers.values() if a)
+    assert RECEIVE_TIMEOUT_S <= took < RECEIVE_TIMEOUT_S + 4
