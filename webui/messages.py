@@ -18,6 +18,8 @@ UNSUPPORTED_MODE = "Images in the {mode} colour space are not supported; send a 
 PNG_BAD_CHUNK = "The PNG cannot be decoded: its {chunk} chunk is unusable ({why})."
 BODY_TOO_LARGE = "The request is larger than {limit} bytes; send a smaller image."
 EMPTY_DRAWING = "The canvas looks empty: draw a digit first."
+IMAGE_REFUSED = ("The model could not decode the image; the file may be damaged or in a form "
+                 "its decoder does not accept ({detail}). Send a plain PNG, JPEG, GIF or BMP.")
 
 SERVING_DOWN = "The model service is not reachable right now. Please try again in a moment."
 SERVING_TIMEOUT = "The model service took longer than {seconds:g} s to answer. Please try again."
