@@ -105,9 +105,9 @@ def load_config(test_config: Mapping | None = None, environ: Mapping | None = No
 
 def create_app(test_config: Mapping | None = None) -> Flask:
     """Build the web UI app; `test_config` overrides the defaults and the environment."""
+    from corrections.store import FeedbackStore
     from webui import api, openapi, ops, pages
     from webui.challenger import Challenger
-    from webui.feedback import FeedbackStore
     from webui.metrics import Metrics
     from webui.pending import Pending
     from webui.runs import RunFinder

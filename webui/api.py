@@ -16,9 +16,9 @@ from PIL import Image
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from contract import CANARY_LABEL, IMAGE_SIZE, NUM_CLASSES, STABLE_LABEL
+from corrections.store import Answer, StoreUnavailable
 from webui import messages, pending, validation
 from webui.challenger import ChallengerAnswer
-from webui.feedback import Answer, StoreUnavailable
 from webui.tfs_client import ServingProblem, ServingUnavailable
 
 bp = Blueprint("api", __name__, url_prefix="/api")

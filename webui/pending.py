@@ -15,7 +15,7 @@ import threading
 import time
 from collections import OrderedDict
 
-from webui.feedback import Answer
+from corrections.store import Answer
 
 _ID = re.compile(r"^p([0-9a-f]{1,12})-[0-9a-f]{16}$")
 

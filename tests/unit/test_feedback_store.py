@@ -13,9 +13,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from corrections.store import VERSION_TABLE, Answer, FeedbackStore, StoreUnavailable, metadata
 from tests.support.servers import ROOT, free_port
-from webui import feedback
-from webui.feedback import Answer, FeedbackStore, StoreUnavailable
 
 
 def answer(prediction_id: str = "p1-0", digit: int = 3, version: str = "1") -> Answer:
@@ -63,9 +62,9 @@ def test_the_schema_is_alembics_and_matches_the_tables_the_code_uses(url):
     FeedbackStore(url).migrate()  # a second process upgrading finds nothing to do
     with store.engine.connect() as connection:
         context = MigrationContext.configure(
-            connection, opts={"version_table": feedback.VERSION_TABLE})
+            connection, opts={"version_table": VERSION_TABLE})
         assert context.get_current_revision() == "0001"
-        assert compare_metadata(context, feedback.metadata) == []
+        assert compare_metadata(context, metadata) == []
 
 
 def test_sqlite_runs_in_wal_with_full_sync(tmp_path):
@@ -84,7 +83,7 @@ def test_a_commit_survives_kill_9_a_moment_later(tmp_path):
     script = textwrap.dedent(f"""
         import os, signal, sys
         from tests.unit.test_feedback_store import answer
-        from webui.feedback import FeedbackStore
+        from corrections.store import FeedbackStore
         store = FeedbackStore({url!r})
         for i in range(50):
             store.save(answer(f"p1-{{i}}"), i % 10)

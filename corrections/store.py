@@ -3,11 +3,11 @@
 SQL through SQLAlchemy: SQLite by default (`FEEDBACK_DB_URL`, `sqlite:///mlruns/feedback.db`),
 PostgreSQL by URL. SQLite runs in WAL mode with synchronous=FULL, so a row whose commit
 returned is on disk: it survives the process being killed a moment later (and a power cut).
-The schema is alembic's (webui/migrations), upgraded on first use, never `create_all`; its
+The schema is alembic's (corrections/migrations), upgraded on first use, never `create_all`; its
 version table has a name of its own, so the store may share a database with MLflow's.
 
 No Flask here: the web UI writes through this module and `python -m training feedback`
-reads through it.
+reads through it; neither package imports the other.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "feedback_alembic_version"
-NORMALIZED_BYTES = 28 * 28  # the 28x28 the model saw, uint8, row-major, MNIST convention
 CONNECT_TIMEOUT_S = 3  # a PostgreSQL that does not answer must not hold a request for long
 
 metadata = sa.MetaData()
