@@ -62,8 +62,8 @@ COPY docker/writable-entrypoint.sh /usr/local/bin/
 WORKDIR /app
 COPY contract.py ./
 COPY training/ training/
-# The feedback store's schema and reader, shared with the web UI (no Flask app is built).
-COPY webui/ webui/
+# The corrections store's schema and reader, shared with the web UI (none of its code).
+COPY corrections/ corrections/
 USER ${APP_UID}:${APP_GID}
 # One-shot job: no HEALTHCHECK.
 # Stops at once, naming APP_UID/APP_GID, when ./models is not writable.

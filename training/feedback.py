@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from corrections.store import Correction, FeedbackStore, StoreUnavailable
 from training.config import Settings
-from webui.feedback import Correction, FeedbackStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -33,8 +33,9 @@ FEEDBACK_NO_PREDICTION_ID = ("The \"prediction_id\" field is missing or not a st
 FEEDBACK_NO_DIGIT = ("The \"digit\" field is missing: send the right digit (0-9), or null if "
                      "the answer was right.")
 FEEDBACK_BAD_DIGIT = "The \"digit\" field must be a whole number from 0 to 9 or null, not {value}."
-UNKNOWN_PREDICTION = ("This prediction is not known here (the id is wrong, or the web UI "
-                      "restarted since): draw the digit again and correct the new answer.")
+UNKNOWN_PREDICTION = ("This prediction is not known here (the id is wrong, or the feedback "
+                      "store was unavailable when it was made): draw the digit again and "
+                      "correct the new answer.")
 PREDICTION_TOO_OLD = ("This prediction is older than {minutes:g} minutes and no longer kept: "
                       "draw the digit again and correct the new answer.")
 STORE_DOWN = ("The feedback store is not available ({detail}); nothing was stored. Predictions "
