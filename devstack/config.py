@@ -102,12 +102,13 @@ class StackConfig:
     # PostgreSQL and an S3 bucket, say, instead of SQLite and a folder in mlruns/.
     backend_store_uri: str = BACKEND_STORE_URI
     artifacts_destination: str = ARTIFACTS_DESTINATION
+    retrain_interval: int | None = None  # RETRAIN_INTERVAL seconds; None: no retrain role
     root: Path = ROOT
 
     @classmethod
     def from_args(cls, args, environ=os.environ) -> StackConfig:
         """Flags (whose defaults came from the environment), plus MODEL_NAME, PATH, MLflow's
-        stores and MONITORING=off (no Prometheus even where one is on PATH)."""
+        stores, MONITORING=off (no Prometheus even where one is on PATH) and RETRAIN_INTERVAL."""
         return cls(
             mlflow_port=args.mlflow_port, rest_port=args.rest_port,
             grpc_port=args.grpc_port, webui_port=args.webui_port,
@@ -120,6 +121,7 @@ class StackConfig:
             backend_store_uri=environ.get("MLFLOW_BACKEND_STORE_URI") or BACKEND_STORE_URI,
             artifacts_destination=(environ.get("MLFLOW_ARTIFACTS_DESTINATION")
                                    or ARTIFACTS_DESTINATION),
+            retrain_interval=_seconds(environ.get("RETRAIN_INTERVAL"), "RETRAIN_INTERVAL"),
         )
 
     @property
@@ -132,3 +134,12 @@ class StackConfig:
     def serving_base_path(self) -> Path:
         """Where the trainer publishes versions and TF Serving finds them (absolute)."""
         return self.root / MODELS_DIR / self.model_name
+
+
+def _seconds(text: str | None, variable: str) -> int | None:
+    """A whole number of seconds from the environment; None when unset or empty."""
+    if not text:
+        return None
+    if not text.strip().isdigit() or int(text) < 1:
+        raise ValueError(f"{variable} must be a whole number of seconds, got {text!r}")
+    return int(text)

@@ -57,8 +57,8 @@ def mlflow(config: StackConfig) -> Role:
     }, probe=ready, timeout=180, note="MLflow tracking server")
 
 
-def trainer(config: StackConfig) -> Role:
-    return Role("trainer", [PYTHON, "-m", "training", "bootstrap", *config.train_args], env={
+def _trainer_env(config: StackConfig) -> dict[str, str]:
+    return {
         "MLFLOW_TRACKING_URI": f"http://{LOOPBACK}:{config.mlflow_port}",
         "MODEL_NAME": config.model_name,
         "MODELS_DIR": str(MODELS_DIR),
@@ -68,7 +68,25 @@ def trainer(config: StackConfig) -> Role:
         "TRAIN_PROFILE": os.environ.get("TRAIN_PROFILE") or "quick",
         # TensorFlow's INFO lines would bury the progress bars
         "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "1"),
-    }, stream=True, note="train and promote a first champion, unless one exists")
+    }
+
+
+def trainer(config: StackConfig) -> Role:
+    return Role("trainer", [PYTHON, "-m", "training", "bootstrap", *config.train_args],
+                env=_trainer_env(config), stream=True,
+                note="train and promote a first champion, unless one exists")
+
+
+def retrain(config: StackConfig) -> Role:
+    """`retrain --every RETRAIN_INTERVAL`: learns from the page's corrections by itself.
+
+    Ready at once: it waits between runs. Its decisions are in its log and in
+    `python -m training feedback stats`.
+    """
+    every = config.retrain_interval
+    return Role("retrain", [PYTHON, "-m", "training", "retrain", "--every", str(every)],
+                env=_trainer_env(config), probe=lambda: f"every {every} s",
+                note="retrain from the corrections when enough arrive (RETRAIN_INTERVAL)")
 
 
 def serving_args(config: StackConfig) -> list[str]:
@@ -138,4 +156,6 @@ def prometheus(config: StackConfig) -> Role:
 
 def all_roles(config: StackConfig) -> list[Role]:
     roles = [mlflow(config), trainer(config), serving(config), webui(config)]
+    if config.retrain_interval:
+        roles.append(retrain(config))
     return roles + [prometheus(config)] if config.prometheus else roles

@@ -14,9 +14,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 
 from contract import MLFLOW_PORT
 from training import profiles
+from training.registry import DEFAULT_MIN_ACCURACY, DEFAULT_TOLERANCE  # imports no MLflow
 
 
 def _positive_int(text: str) -> int:
@@ -73,6 +75,21 @@ def _add_training_flags(parser: argparse.ArgumentParser, profile_default: str) -
     parser.add_argument("--seed", type=int, help="random seed (default: 0)")
 
 
+def _add_learning_flags(parser: argparse.ArgumentParser, from_champion: bool = False) -> None:
+    """How a run learns from the corrections: shared by train and retrain."""
+    parser.add_argument("--feedback-weight", type=_positive_int,
+                        default=profiles.DEFAULT_FEEDBACK_WEIGHT,
+                        help="with --feedback: each correction trains this many times per "
+                             "epoch, every copy turned and redrawn its own way "
+                             "(default: %(default)s)")
+    schedule = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in profiles.FINE_TUNE.items())
+    parser.add_argument("--from-champion", action=argparse.BooleanOptionalAction,
+                        default=from_champion,
+                        help="start from the champion's weights and fine-tune briefly on the "
+                             f"corrections plus a replay sample of MNIST ({schedule} unless "
+                             f"given) (default: {'on' if from_champion else 'off'})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     default_profile = os.environ.get("TRAIN_PROFILE") or profiles.DEFAULT_PROFILE
     parser = argparse.ArgumentParser(
@@ -86,12 +103,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--feedback", action="store_true",
                        help="add the page's corrections (FEEDBACK_DB_URL) to the training "
                             "split, all but a held-out share (default: off)")
+    _add_learning_flags(train)
 
     promote = commands.add_parser("promote", help="gate a version and make it the champion")
     promote.add_argument("--version", type=_positive_int,
                          help="registered version (default: the newest)")
-    promote.add_argument("--min-accuracy", type=_fraction, default=0.98,
-                         help="refuse below this test accuracy (default: 0.98)")
+    promote.add_argument("--min-accuracy", type=_fraction, default=DEFAULT_MIN_ACCURACY,
+                         help="refuse below this test accuracy (default: %(default)s)")
     promote.add_argument("--tolerance", type=_fraction,
                          help="refuse a version worse than the champion on MNIST test or on "
                               "the drawn digits by more than this fraction (default: 0.001, "
@@ -103,6 +121,31 @@ def build_parser() -> argparse.ArgumentParser:
                               "champion: the rollback to any published version")
 
     commands.add_parser("list", help="registered versions, accuracy, aliases, publication")
+
+    retrain = commands.add_parser(
+        "retrain", help="when enough corrections arrived, train a challenger on them, serve "
+                        "it as canary, then promote it or say why not (idempotent: schedule it)",
+        description="When at least RETRAIN_MIN_CORRECTIONS corrections arrived since the "
+                    "champion was trained (and since the last retrain), train a challenger "
+                    "with them, publish it, serve it as canary and judge it with promote's "
+                    "gate; promote it, or keep the champion and record why (version tags "
+                    "retrain.decision and retrain.reason, `feedback stats`). Otherwise do "
+                    "nothing. Two at once: the second finds the lock held and does nothing.")
+    _add_training_flags(retrain, default_profile)
+    _add_learning_flags(retrain, from_champion=True)
+    retrain.add_argument("--min-corrections", type=_positive_int,
+                         help="new corrections that start a retrain (default: "
+                              "RETRAIN_MIN_CORRECTIONS, else 200)")
+    retrain.add_argument("--min-accuracy", type=_fraction, default=DEFAULT_MIN_ACCURACY,
+                         help="refuse a challenger below this test accuracy (default: "
+                              "%(default)s)")
+    retrain.add_argument("--tolerance", type=_fraction, default=DEFAULT_TOLERANCE,
+                         help="refuse a challenger worse than the champion by more than this "
+                              "fraction on any gated figure (default: %(default)s)")
+    retrain.add_argument("--every", type=_positive_int, metavar="SECONDS",
+                         help="keep running: retrain, then again every SECONDS, whatever "
+                              "one run met (compose profile retrain, make up with "
+                              "RETRAIN_INTERVAL) (default: once, for cron and CronJobs)")
 
     bootstrap = commands.add_parser(
         "bootstrap", help="train and promote a first champion, unless one exists")
@@ -148,7 +191,8 @@ def _percent(value: float | None) -> str:
 def cmd_train(settings, args) -> int:
     from training import train
 
-    result = train.run(settings, use_feedback=args.feedback, **_training_kwargs(args))
+    result = train.run(settings, use_feedback=args.feedback, feedback_weight=args.feedback_weight,
+                       from_champion=args.from_champion, **_training_kwargs(args))
     print(f"\nrun id         {result.run_id}"
           f"\nversion        {settings.model_name} v{result.version}"
           f"\ntest accuracy  {result.test_accuracy:.4f}"
@@ -219,7 +263,7 @@ def cmd_feedback(settings, args) -> int:
         for path in feedback.export(store, Path(args.out), args.format):
             print(path)
         return 0
-    summary = feedback.stats(store)
+    summary = {**feedback.stats(store), "retrain": _retrain_decisions(settings)}
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
@@ -233,14 +277,73 @@ def cmd_feedback(settings, args) -> int:
     for version, row in summary["by_version"].items():
         print(f"{version:>7}  {row['answered']:>8}  {row['as_challenger']:>13}  "
               f"{row['right']:>6}  {_percent(row['accuracy'])}")
+    if summary["retrain"] is None:
+        print("\nretrain     MLflow cannot be reached: its decisions are not shown")
+    for row in (summary["retrain"] or [])[:RETRAIN_DECISIONS_SHOWN]:
+        print(f"\nretrain     version {row['version']} {row['decision']} ({row['at']}, "
+              f"{row['corrections']} new corrections): {row['reason']}")
     return 0
+
+
+RETRAIN_DECISIONS_SHOWN = 3  # the newest; --json lists all
+
+
+def _retrain_decisions(settings) -> list[dict] | None:
+    """`retrain`'s decisions, newest first, from the versions' tags; None without MLflow."""
+    from pathlib import Path
+
+    from training import retrain, tracking
+
+    local = settings.tracking_uri.removeprefix("sqlite:///")
+    if local != settings.tracking_uri and not Path(local).exists():
+        return []  # no MLflow store here yet, so no decisions: do not create one
+    try:
+        return retrain.decisions(tracking.connect(settings), settings)
+    except tracking.TrackingError:
+        return None
 
 
 def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.1%}"
 
 
-COMMANDS = {"train": cmd_train, "promote": cmd_promote, "list": cmd_list,
+def cmd_retrain(settings, args) -> int:
+    import logging
+
+    from training import retrain
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    min_corrections = args.min_corrections or settings.retrain_min_corrections
+
+    def once() -> None:
+        retrain.run(settings, min_corrections=min_corrections, tolerance=args.tolerance,
+                    min_accuracy=args.min_accuracy, feedback_weight=args.feedback_weight,
+                    from_champion=args.from_champion, **_training_kwargs(args))
+
+    if not args.every:
+        once()
+        return 0
+    while True:  # a schedule outlives one failed run: MLflow restarting, a store down
+        try:
+            once()
+        except _retrain_survives() as err:
+            logging.getLogger("training.retrain").error("retrain failed: %s", err)
+        time.sleep(args.every)
+
+
+def _retrain_survives() -> tuple[type[Exception], ...]:
+    from mlflow.exceptions import MlflowException
+
+    from training.data import MnistError
+    from training.feedback import FeedbackError
+    from training.registry import RegistryError
+    from training.tracking import TrackingError
+
+    return (MnistError, TrackingError, RegistryError, FeedbackError, MlflowException,
+            ValueError, OSError)
+
+
+COMMANDS = {"train": cmd_train, "promote": cmd_promote, "list": cmd_list, "retrain": cmd_retrain,
             "bootstrap": cmd_bootstrap, "feedback": cmd_feedback}
 
 

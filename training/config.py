@@ -30,6 +30,7 @@ ENV_VARS = {
     "experiment": "MLFLOW_EXPERIMENT_NAME",
     "git_commit": "GIT_COMMIT",
     "feedback_db_url": "FEEDBACK_DB_URL",
+    "retrain_min_corrections": "RETRAIN_MIN_CORRECTIONS",
 }
 
 
@@ -50,6 +51,8 @@ class Settings:
     experiment: str = MODEL_NAME
     git_commit: str | None = None  # None: ask git
     feedback_db_url: str = DEFAULT_FEEDBACK_DB_URL  # corrections from the page (webui)
+    # New corrections since the champion that make `retrain` train a challenger.
+    retrain_min_corrections: int = 200
 
     @classmethod
     def from_env(cls, environ=os.environ) -> Settings:
@@ -57,6 +60,9 @@ class Settings:
         values = {f: environ[v] for f, v in ENV_VARS.items() if environ.get(v)}
         if "drawn_per_digit" in values:
             values["drawn_per_digit"] = _drawn_per_digit(values["drawn_per_digit"])
+        if "retrain_min_corrections" in values:
+            values["retrain_min_corrections"] = _whole(values["retrain_min_corrections"],
+                                                       "RETRAIN_MIN_CORRECTIONS")
         return cls(**values)
 
     @property
@@ -74,4 +80,11 @@ def _drawn_per_digit(text: str) -> int:
     if not text.strip().isdigit() or not 1 <= int(text) <= MAX_DRAWN_PER_DIGIT:
         raise ValueError(f"DRAWN_DIGITS_PER_DIGIT must be a whole number from 1 to "
                          f"{MAX_DRAWN_PER_DIGIT}, got {text!r}")
+    return int(text)
+
+
+def _whole(text: str, variable: str) -> int:
+    """A variable that must be a whole number of at least 1, or a clear ValueError."""
+    if not text.strip().isdigit() or int(text) < 1:
+        raise ValueError(f"{variable} must be a whole number of at least 1, got {text!r}")
     return int(text)

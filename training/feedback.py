@@ -22,11 +22,13 @@ import numpy as np
 
 from corrections.store import Correction, FeedbackStore, StoreUnavailable
 from training.config import Settings
+from training.profiles import DEFAULT_FEEDBACK_WEIGHT
 
 log = logging.getLogger(__name__)
 
 HOLDOUT_PERCENT = 20  # of the corrections, never trained on
 MIN_HOLDOUT_FOR_GATE = 200  # fewer held-out corrections say too little to refuse a version
+CORRECTION_REDRAW = 0.5  # share of a correction's copies shown redrawn with another pen
 
 
 class FeedbackError(RuntimeError):
@@ -70,14 +72,15 @@ def open_store(settings: Settings, must_exist: bool = True) -> FeedbackStore | N
 
 def load(store: FeedbackStore) -> FeedbackSet:
     """Every correction, split into the training share and the held-out share."""
-    rows = _rows(store)
+    rows = read_rows(store)
     held = [is_held_out(r.answer.prediction_id) for r in rows]
     return FeedbackSet(store.where(),
                        _split([r for r, h in zip(rows, held, strict=True) if not h]),
                        _split([r for r, h in zip(rows, held, strict=True) if h]))
 
 
-def _rows(store: FeedbackStore) -> list[Correction]:
+def read_rows(store: FeedbackStore) -> list[Correction]:
+    """Every stored row, oldest first; FeedbackError when the store cannot be read."""
     try:
         return list(store.corrections())
     except StoreUnavailable as e:
@@ -94,7 +97,7 @@ def _split(rows: list[Correction]) -> Split:
 
 def stats(store: FeedbackStore) -> dict:
     """Totals, per true digit, and per model version: how often each was right."""
-    rows = _rows(store)
+    rows = read_rows(store)
     by_digit: dict[int, Counter] = {}
     by_version: dict[str, Counter] = {}
     for row in rows:
@@ -170,12 +173,64 @@ def prepare(settings: Settings, use: bool) -> FeedbackSet | None:
         return None
 
 
-def extend(train: tuple[np.ndarray, np.ndarray], data: FeedbackSet | None,
-           use: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Add the training share to the training split (when asked to)."""
+@dataclass(frozen=True)
+class Weighted:
+    """The training share of the corrections, and how many times over each one trains."""
+
+    x: np.ndarray
+    y: np.ndarray
+    weight: int
+
+    def __len__(self) -> int:
+        return self.weight * len(self.y)
+
+
+def weighted(data: FeedbackSet | None, use: bool,
+             weight: int = DEFAULT_FEEDBACK_WEIGHT) -> Weighted | None:
+    """The training share to train on (when asked to and there is one), `weight` times over."""
     if not use or data is None or not len(data.train):
-        return train
-    return np.concatenate([train[0], data.train.x]), np.concatenate([train[1], data.train.y])
+        return None
+    return Weighted(data.train.x, data.train.y, weight)
+
+
+def oversample(x, twins, y, redraw, corrections: Weighted, hp):
+    """Append `weight` copies of each correction to the training arrays.
+
+    Each copy has its own pen redraw (training.augment, a seed of its own), shown at the
+    CORRECTION_REDRAW rate whatever the profile's share; the page's own drawing is the rest.
+    Returns (x, twins, y, redraw share, is-a-correction) for training.train.training_batches.
+    """
+    from training import augment
+
+    copies = [augment.restroke(corrections.x, hp.seed + 1 + k, refine=hp.refine)
+              for k in range(corrections.weight)]
+    n = len(corrections)
+    return (np.concatenate([x, np.tile(corrections.x, (corrections.weight, 1, 1))]),
+            np.concatenate([twins, *copies]),
+            np.concatenate([y, np.tile(corrections.y, corrections.weight)]),
+            np.concatenate([redraw, np.full(n, CORRECTION_REDRAW, np.float32)]),
+            np.concatenate([np.zeros(len(x), bool), np.ones(n, bool)]))
+
+
+def turner(seed: int):
+    """(images [b, 28, 28] float32, is-a-correction [b]) -> images whose corrections are
+    turned, zoomed and shifted at random (the model's augmentation layers, in every profile).
+
+    Made for tf.data: a correction repeated `weight` times must not be the same image each time.
+    """
+    import tensorflow as tf
+
+    from training import models
+
+    layers = models.augment_layers(seed)
+
+    def turn(images, copied):
+        moved = images[..., None]
+        for layer in layers:
+            moved = layer(moved, training=True)
+        return tf.where(copied[:, None, None], moved[..., 0], images)
+
+    return turn
 
 
 def log_inputs(data: FeedbackSet | None, use: bool) -> None:
@@ -213,11 +268,15 @@ def gate(settings: Settings, candidate: int, champion: int, tolerance: float = 0
     """Why `candidate` may not replace `champion` on the held-out corrections, or None.
 
     Both published SavedModels answer the same, current held-out share; the gate speaks only
-    when there are at least MIN_HOLDOUT_FOR_GATE rows.
+    when there are at least MIN_HOLDOUT_FOR_GATE rows. A store it cannot find or read refuses:
+    a gate that cannot see its data must not pass (a trainer without FEEDBACK_DB_URL did).
     """
-    store = open_store(settings, must_exist=False)
-    data = load(store) if store is not None else None
-    if data is None or len(data.holdout) < MIN_HOLDOUT_FOR_GATE:
+    try:
+        data = load(open_store(settings))
+    except FeedbackError as err:
+        return (f"The held-out corrections cannot be checked: {err} The trainer must read "
+                "the web UI's store (FEEDBACK_DB_URL).")
+    if len(data.holdout) < MIN_HOLDOUT_FOR_GATE:
         return None
     new, best = (evaluate(saved_model_predict(settings, v), data)["feedback_accuracy"]
                  for v in (candidate, champion))

@@ -17,10 +17,21 @@ def _inputs(augment: bool) -> tuple[keras.KerasTensor, keras.KerasTensor]:
     x = layers.Rescaling(1.0 / 255.0, name="scale")(pixels)
     x = layers.Reshape((IMAGE_SIZE, IMAGE_SIZE, 1), name="add_channel")(x)
     if augment:
-        x = layers.RandomRotation(0.03, fill_mode="constant", name="augment_rotate")(x)
-        x = layers.RandomZoom(0.1, fill_mode="constant", name="augment_zoom")(x)
-        x = layers.RandomTranslation(0.1, 0.1, fill_mode="constant", name="augment_shift")(x)
+        for layer in augment_layers():
+            x = layer(x)
     return pixels, x
+
+
+def augment_layers(seed: int | None = None) -> list[layers.Layer]:
+    """Random turns, zooms and shifts of [n, 28, 28, 1] images, active only in training.
+
+    The model's own augmentation, and what the page's corrections get in every profile
+    (training.feedback).
+    """
+    return [layers.RandomRotation(0.03, fill_mode="constant", seed=seed, name="augment_rotate"),
+            layers.RandomZoom(0.1, fill_mode="constant", seed=seed, name="augment_zoom"),
+            layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=seed,
+                                     name="augment_shift")]
 
 
 def convnet(width: int = 32, augment: bool = False) -> keras.Model:

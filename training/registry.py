@@ -25,6 +25,7 @@ SAVED_MODEL_ARTIFACT = "saved_model"
 # What the gate compares with the champion: the version tag, and how the refusal names it.
 GATED = {TEST_ACCURACY_TAG: "MNIST test", CANVAS_ACCURACY_TAG: "the drawn digits"}
 DEFAULT_TOLERANCE = 0.001  # 0.1 point: closer than that is noise between two runs
+DEFAULT_MIN_ACCURACY = 0.98  # MNIST test accuracy below which no version is promoted
 
 
 class RegistryError(RuntimeError):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from training import canvas, drawn, feedback, registry, tracking
+from training import canvas, drawn, feedback, finetune, registry, tracking
 from training import data as mnist_data
 from training.config import Settings
 from training.profiles import DEFAULT_PROFILE, Hyperparams, hyperparams, run_name
@@ -59,30 +59,36 @@ def compile_model(hp: Hyperparams, steps: int):
     return model
 
 
-def training_batches(x: np.ndarray, y: np.ndarray, hp: Hyperparams):
+def training_batches(x: np.ndarray, y: np.ndarray, hp: Hyperparams,
+                     corrections: feedback.Weighted | None = None, with_source: bool = False):
     """Shuffled float32 batches in which a `hp.redraw` share of the digits are pen drawings.
 
     Every image has one redrawn twin (training.augment); each epoch picks afresh which of the
     two each batch shows, so the model sees MNIST's pencil and the page's pen side by side.
+    `corrections` join `weight` times over, each copy turned and redrawn its own way
+    (training.feedback); with_source adds a third element, True for a correction's copy.
     """
     import tensorflow as tf
 
     from training import augment
 
-    if not hp.redraw:
-        source = tf.data.Dataset.from_tensor_slices((x, y))
-        pick = lambda images, labels: (images, labels)  # noqa: E731
-    else:
-        source = tf.data.Dataset.from_tensor_slices(
-            ((x, augment.restroke(x, hp.seed, refine=hp.refine)), y))
+    twins = augment.restroke(x, hp.seed, refine=hp.refine) if hp.redraw else x
+    redraw = np.full(len(x), hp.redraw, np.float32)
+    source = np.zeros(len(x), bool)
+    if corrections is not None:
+        x, twins, y, redraw, source = feedback.oversample(x, twins, y, redraw, corrections, hp)
+    turn = feedback.turner(hp.seed) if corrections is not None else None
 
-        def pick(pair, labels):
-            drawn = tf.random.uniform([tf.shape(labels)[0], 1, 1]) < hp.redraw
-            return tf.where(drawn, pair[1], pair[0]), labels
+    def pick(pair, labels, share, copied):
+        drawn = tf.random.uniform(tf.shape(share)) < share
+        images = tf.cast(tf.where(drawn[:, None, None], pair[1], pair[0]), tf.float32)
+        return (turn(images, copied) if turn else images), labels, copied
 
-    return (source.shuffle(len(x), seed=hp.seed).batch(hp.batch_size).map(pick)
-            .map(lambda images, labels: (tf.cast(images, tf.float32), labels))
-            .prefetch(tf.data.AUTOTUNE))
+    batches = (tf.data.Dataset.from_tensor_slices(((x, twins), y, redraw, source))
+               .shuffle(len(x), seed=hp.seed).batch(hp.batch_size).map(pick))
+    if not with_source:
+        batches = batches.map(lambda images, labels, _: (images, labels))
+    return batches.prefetch(tf.data.AUTOTUNE)
 
 
 def _epoch_logger():
@@ -157,18 +163,22 @@ def _log_figures(mnist, predicted, history, drawn, canvas_result) -> None:
 
 
 def run(settings: Settings, *, profile: str = DEFAULT_PROFILE, verbose: int = 1,
-        use_feedback: bool = False, **overrides) -> TrainResult:
+        use_feedback: bool = False, feedback_weight: int = feedback.DEFAULT_FEEDBACK_WEIGHT,
+        from_champion: bool = False, **overrides) -> TrainResult:
     """Train, evaluate, log everything to MLflow, register version N and publish models/mnist/N.
 
-    use_feedback: add the page's corrections (all but the held-out share) to the training split.
+    use_feedback: add the page's corrections (all but the held-out share) to the training
+    split, each `feedback_weight` times (training.feedback). from_champion: start from the
+    champion's weights on a short schedule (training.finetune).
     overrides: any Hyperparams field (model, epochs, ...); None keeps the profile's value.
     """
-    hp = hyperparams(profile, **overrides)
+    start = finetune.champion(tracking.connect(settings), settings) if from_champion else None
+    hp = hyperparams(profile, **(start.overrides(overrides) if start else overrides))
     mnist = mnist_data.load(settings.data_dir)
     drawn_digits = drawn.load(mnist, settings.drawn_dir, per_digit=settings.drawn_per_digit)
     train, val = split(mnist, hp.train_limit, hp.seed)
     corrections = feedback.prepare(settings, use_feedback)
-    train = feedback.extend(train, corrections, use_feedback)
+    weighted = feedback.weighted(corrections, use_feedback, feedback_weight)
     client = tracking.connect(settings)
     registry.check_publishable(client, settings)
 
@@ -176,9 +186,12 @@ def run(settings: Settings, *, profile: str = DEFAULT_PROFILE, verbose: int = 1,
     import mlflow
     import tensorflow as tf
 
-    steps = hp.epochs * -(-len(train[0]) // hp.batch_size)
+    trained_on = len(train[0]) + (len(weighted) if weighted else 0)
+    steps = hp.epochs * -(-trained_on // hp.batch_size)
     net = compile_model(hp, steps)
-    name = run_name(profile, hp)
+    if start:
+        start.load_into(net)
+    name = run_name(profile, hp) + (f"-from-v{start.version}" if start else "")
     with mlflow.start_run(experiment_id=tracking.experiment_id(client, settings),
                           run_name=name) as active:
         run_id = active.info.run_id
@@ -188,14 +201,16 @@ def run(settings: Settings, *, profile: str = DEFAULT_PROFILE, verbose: int = 1,
             "profile": profile,
         })
         mlflow.log_params({**asdict(hp), "profile": profile, "param_count": net.count_params(),
-                           "train_size": len(train[0]), "val_size": len(val[0])})
+                           "train_size": trained_on, "val_size": len(val[0]),
+                           "feedback_weight": feedback_weight,
+                           "from_champion": start.version if start else "no"})
         _log_datasets(mnist, train, drawn_digits)
         feedback.log_inputs(corrections, use_feedback)
         mlflow.log_text("\n".join(_summary_lines(net)), "model_summary.txt")
 
         logger = _epoch_logger()
         started = time.perf_counter()
-        history = net.fit(training_batches(*train, hp), validation_data=(
+        history = net.fit(training_batches(*train, hp, weighted), validation_data=(
             val[0].astype("float32"), val[1]), epochs=hp.epochs,
             callbacks=[logger], shuffle=False, verbose=verbose)  # the batches come shuffled
         metrics, predicted = _evaluate(net, mnist)

@@ -110,12 +110,20 @@ def feedback():
     except StoreUnavailable as e:
         current_app.logger.warning("feedback store %s: %s", store.where(), e)
         return jsonify(error=messages.STORE_DOWN.format(detail=e)), 503
-    verdict = "right" if digit is None or digit == answer.digit else "wrong"
-    current_app.extensions["webui.metrics"].feedback.labels(answer.model_version, verdict).inc()
+    metrics = current_app.extensions["webui.metrics"]
+    truth = answer.digit if digit is None else digit
+    metrics.feedback.labels(answer.model_version, _verdict(answer.digit, truth)).inc()
+    if answer.challenger_digit is not None:  # the same drawing judges the challenger too
+        metrics.challenger_feedback.labels(answer.model_version, answer.challenger_version,
+                                           _verdict(answer.challenger_digit, truth)).inc()
     return jsonify(id=row_id, prediction_id=prediction_id, digit=answer.digit,
                    correction=digit, model={"name": answer.model_name,
                                             "version": answer.model_version,
                                             "label": answer.model_label}), 201
+
+
+def _verdict(said: int, truth: int) -> str:
+    return "right" if said == truth else "wrong"
 
 
 @bp.get("/model")

@@ -48,6 +48,10 @@ class Metrics:
         self.feedback = Counter(
             "webui_feedback", "Corrections stored, by the answer's version and verdict.",
             ["version", "verdict"], registry=self.registry)
+        self.challenger_feedback = Counter(
+            "webui_challenger_feedback", "Corrections stored of drawings the challenger also "
+            "answered, by both versions and the challenger's verdict (right or wrong).",
+            ["version", "challenger_version", "verdict"], registry=self.registry)
 
     def init_app(self, app: Flask) -> None:
         app.extensions["webui.metrics"] = self

@@ -1,6 +1,7 @@
 """The promote gate compares a version with the champion on MNIST test and the drawn digits."""
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -8,6 +9,7 @@ import pytest
 from mlflow import MlflowClient
 
 from contract import CHALLENGER_ALIAS, CHAMPION_ALIAS
+from corrections.store import FeedbackStore
 from tests.contract import repository
 from training import registry, tracking
 from training.config import Settings
@@ -26,7 +28,9 @@ def versions(tmp_path_factory):
                         artifact_root=str(tmp_path / "artifacts"),
                         models_dir=str(tmp_path / "models"),
                         models_config=str(tmp_path / "models.config"),
-                        serving_base_path=str(tmp_path / "models" / "mnist"))
+                        serving_base_path=str(tmp_path / "models" / "mnist"),
+                        feedback_db_url=f"sqlite:///{tmp_path}/feedback.db")
+    FeedbackStore(settings.feedback_db_url).migrate()  # a store, empty: the gate sees no rows
     client = tracking.connect(settings)
     experiment = tracking.experiment_id(client, settings)
 
@@ -96,3 +100,16 @@ def test_refuses_a_version_that_cannot_load_even_as_canary(versions, write):
         registry.promote(versions.settings, unloadable, canary=True)
     client = MlflowClient(versions.settings.tracking_uri)
     assert CHALLENGER_ALIAS not in client.get_model_version("mnist", unloadable).aliases
+
+
+def test_refuses_when_it_cannot_see_the_held_out_corrections(versions, tmp_path):
+    """A trainer pointed at no store (a Job without FEEDBACK_DB_URL) must not pass blind."""
+    first = versions.crown(0.990, 0.980)
+    better = versions(0.995, 0.990)
+    blind = replace(versions.settings, feedback_db_url=f"sqlite:///{tmp_path}/missing.db")
+    with pytest.raises(registry.PromotionRefused,
+                       match="held-out corrections cannot be checked: There is no feedback "
+                             "store at sqlite:///.*missing.db"):
+        registry.promote(blind, better)
+    assert champion(versions.settings) == first
+    assert registry.promote(versions.settings, better).version == better

@@ -12,6 +12,7 @@ import tensorflow as tf
 from mlflow import MlflowClient
 
 from contract import CHAMPION_ALIAS, IMAGE_SIGNATURE, SERVING_SIGNATURE, STABLE_LABEL
+from corrections.store import FeedbackStore
 from serving import models_config
 from training import registry, train
 from training.config import ENV_VARS, Settings
@@ -35,7 +36,8 @@ def settings_in(folder: Path, mnist_dir: Path) -> Settings:
                     models_dir=str(folder / "models"),
                     models_config=str(folder / "models.config"),
                     serving_base_path=str(folder / "models" / "mnist"),
-                    drawn_per_digit=SMALL_DRAWN_SET)
+                    drawn_per_digit=SMALL_DRAWN_SET,
+                    feedback_db_url=f"sqlite:///{folder}/feedback.db")
 
 
 def cli_env(settings: Settings) -> dict[str, str]:
@@ -43,7 +45,8 @@ def cli_env(settings: Settings) -> dict[str, str]:
               "data_dir": settings.data_dir, "models_dir": settings.models_dir,
               "models_config": settings.models_config,
               "serving_base_path": settings.serving_base_path,
-              "drawn_per_digit": str(settings.drawn_per_digit)}
+              "drawn_per_digit": str(settings.drawn_per_digit),
+              "feedback_db_url": settings.feedback_db_url}
     return {**os.environ, **{ENV_VARS[k]: v for k, v in values.items()}}
 
 
@@ -56,6 +59,7 @@ def cli(settings: Settings, *args: str, timeout: float = 300) -> subprocess.Comp
 def trained(tmp_path_factory, mnist_dir):
     """`train --train-limit 5000 --epochs 1` through the real CLI, then a weaker version 2."""
     settings = settings_in(tmp_path_factory.mktemp("training"), mnist_dir)
+    FeedbackStore(settings.feedback_db_url).migrate()  # promote's gate reads it (no rows yet)
     first = cli(settings, "train", "--train-limit", "5000", "--epochs", "1")
     assert first.returncode == 0, first.stderr[-3000:]
     second = train.run(settings, model="convnet", train_limit=1000, epochs=1, verbose=0)

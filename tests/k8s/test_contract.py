@@ -170,24 +170,44 @@ def test_no_secret_is_committed_only_referenced():
     assert committed == []
 
 
+# Each trainer Job and the compose service that runs the same command.
+TRAINER_JOBS = {"Job/bootstrap": "trainer", "CronJob/train": "trainer",
+                "CronJob/promote": "trainer", "CronJob/retrain": "retrain"}
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_trainer_jobs_set_what_the_trainer_reads(overlay, compose):
+    """Exactly the trainer settings compose gives the same command: a Job without one (no
+    FEEDBACK_DB_URL made `train --feedback` fail and the promote gate blind) fails here."""
     docs = render(overlay)
-    jobs = [(where, spec) for where, spec in pod_specs(docs)
-            if where in ("Job/bootstrap", "CronJob/train", "CronJob/promote")]
-    assert len(jobs) == 3
+    jobs = [(where, spec) for where, spec in pod_specs(docs) if where in TRAINER_JOBS]
+    assert sorted(where for where, _ in jobs) == sorted(TRAINER_JOBS)
     training_vars = set(ENV_VARS.values())
+    webui = env(_container(find(docs, "Deployment", "webui")["spec"]["template"]["spec"]))
     for where, spec in jobs:
         container = _container(spec)
         variables = env(container)
         read = {name for name in variables if name in training_vars}
-        assert read <= set(composefile.environment(compose["trainer"])), where
+        expected = set(composefile.environment(compose[TRAINER_JOBS[where]])) & training_vars
+        assert read == expected, (where, sorted(read ^ expected))
+        assert variables["FEEDBACK_DB_URL"] == webui["FEEDBACK_DB_URL"], where  # one store
         assert variables["MLFLOW_TRACKING_URI"] == f"http://mlflow:{MLFLOW_PORT}", where
         assert variables["SERVING_BASE_PATH"] == f"{variables['MODELS_DIR']}/{MODEL_NAME}"
         mounts = {m["mountPath"] for m in container["volumeMounts"]}
         assert variables["MODELS_DIR"] in mounts and "/scripts" in mounts, where
         assert spec["serviceAccountName"] == "trainer"
         assert container["args"][0].endswith("python /scripts/publish_config.py"), where
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_retrain_runs_on_a_schedule_one_at_a_time(overlay):
+    cron = find(render(overlay), "CronJob", "retrain")
+    assert not cron["spec"].get("suspend") and cron["spec"]["concurrencyPolicy"] == "Forbid"
+    job = cron["spec"]["jobTemplate"]["spec"]
+    assert job["backoffLimit"] == 0 and job["activeDeadlineSeconds"] <= 3600
+    (container,) = job["template"]["spec"]["containers"]
+    assert container["args"][0].startswith("python -m training retrain ")
+    assert int(env(container)["RETRAIN_MIN_CORRECTIONS"]) >= 1
 
 
 def test_the_trainer_may_patch_only_the_serving_config():
