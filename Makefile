@@ -7,6 +7,8 @@ EXTRAS ?= training,serving,webui,tracking-server,dev
 # The real MNIST files where this checkout sits beside ../shared; elsewhere the loader
 # downloads them into the user cache and verifies them.
 export MNIST_DIR ?= $(if $(wildcard ../shared/data/mnist/t10k-images-idx3-ubyte.gz),$(abspath ../shared/data/mnist))
+# The same for USPS and Semeion, the real writers every run is measured on.
+export REAL_WRITERS_DIR ?= $(if $(wildcard ../shared/data/real-writers/semeion.data),$(abspath ../shared/data/real-writers))
 PYTEST_ARGS ?=
 
 .PHONY: help install tools lock lint test test-e2e test-containers train promote list up down bench clean

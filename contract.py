@@ -26,7 +26,6 @@ STABLE_LABEL = "stable"
 CANARY_LABEL = "canary"
 CHAMPION_ALIAS = "champion"
 CHALLENGER_ALIAS = "challenger"
-LABEL_FOR_ALIAS = {CHAMPION_ALIAS: STABLE_LABEL, CHALLENGER_ALIAS: CANARY_LABEL}
 
 
 def serving_version(model_version_status: list[dict]) -> str | None:
@@ -50,6 +49,8 @@ PEN_WIDTH = 0.075
 # UI's check before it agree on it.
 MIN_INK_CONTRAST = 24
 
+# Where every server of `make up`, the benches and the tests listens: this machine only.
+LOOPBACK = "127.0.0.1"
 REST_PORT = 8501
 GRPC_PORT = 8500
 MLFLOW_PORT = 5000

@@ -52,6 +52,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.servers import AS_THE_STACKS, model_server, web_ui  # noqa: E402
 from contract import IMAGE_INPUT, IMAGE_SIGNATURE, MODEL_NAME  # noqa: E402  (path set above)
+from corrections.store import Answer, FeedbackStore  # noqa: E402
 from training import data as mnist_data  # noqa: E402
 from training import (  # noqa: E402
     export,
@@ -64,7 +65,6 @@ from training import (  # noqa: E402
 from training.config import Settings  # noqa: E402
 from training.profiles import PROFILES  # noqa: E402
 from webui import pending  # noqa: E402
-from webui.feedback import Answer, FeedbackStore  # noqa: E402
 
 DEFAULT_MNIST = ROOT.parent / "shared" / "data" / "mnist"
 CORRECTED = range(5000, 5500)  # MNIST test digits people "drew" and corrected

@@ -19,11 +19,10 @@ from pathlib import Path
 
 import requests
 
-from contract import MODEL_NAME, serving_version
+from contract import LOOPBACK, MODEL_NAME, serving_version
 from serving.config import parse_args
 
 ROOT = Path(__file__).resolve().parents[1]
-LOOPBACK = "127.0.0.1"
 
 
 # The TensorFlow threading of serving/tfserving.flags, which every stack runs TF Serving with,

@@ -121,7 +121,7 @@ def serve_seed(port: int, saved_model: str) -> None:
     def healthz():
         return "ok"
 
-    serve(app, host="127.0.0.1", port=port, threads=8)
+    serve(app, host=LOOPBACK, port=port, threads=8)
 
 
 # ---- load generation ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import yaml
 
+from contract import LOOPBACK
 from devstack.config import StackConfig
 
 SOURCE = Path("monitoring/prometheus.yml")  # relative to the checkout, like every path here
@@ -23,7 +24,7 @@ INTERVAL = "5s"
 
 
 def local_config(config: StackConfig) -> dict:
-    """monitoring/prometheus.yml with 127.0.0.1 and this stack's ports for the compose names."""
+    """monitoring/prometheus.yml with LOOPBACK and this stack's ports for the compose names."""
     settings = yaml.safe_load((config.root / SOURCE).read_text())
     ports = {"tfserving": config.rest_port, "webui": config.webui_port,
              "mlflow": config.mlflow_port}
@@ -31,7 +32,7 @@ def local_config(config: StackConfig) -> dict:
     settings["rule_files"] = [str(config.root / SOURCE.parent / f)
                               for f in settings["rule_files"]]
     for job in settings["scrape_configs"]:
-        job["static_configs"] = [{"targets": [f"127.0.0.1:{ports[job['job_name']]}"]}]
+        job["static_configs"] = [{"targets": [f"{LOOPBACK}:{ports[job['job_name']]}"]}]
     return settings
 
 
@@ -49,4 +50,4 @@ def command(config: StackConfig) -> list[str]:
     mlruns/, loopback only."""
     return [config.prometheus, f"--config.file={write_config(config)}",
             f"--storage.tsdb.path={DATA}", "--storage.tsdb.retention.time=7d",
-            f"--web.listen-address=127.0.0.1:{config.prometheus_port}"]
+            f"--web.listen-address={LOOPBACK}:{config.prometheus_port}"]

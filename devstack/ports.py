@@ -9,10 +9,9 @@ from __future__ import annotations
 import socket
 from collections import Counter
 
+from contract import LOOPBACK
 from devstack.config import PortUse, StackConfig
 from devstack.fetch import fetch, fetch_json
-
-LOOPBACK = "127.0.0.1"
 
 
 def is_taken(port: int) -> bool:

@@ -14,13 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from contract import STABLE_LABEL, serving_version
+from contract import LOOPBACK, STABLE_LABEL, serving_version
 from devstack import monitoring
 from devstack.config import MODELS_CONFIG, MODELS_DIR, StackConfig
 from devstack.fetch import fetch, fetch_json
 
 PYTHON = sys.executable
-LOOPBACK = "127.0.0.1"  # where every role of `make up` listens
 TF_SERVING_FLAGS = Path("serving/tfserving.flags")  # relative to the checkout
 CONFIG_MOUNT = "/config/"  # where docker-compose.yml mounts ./serving for tfserving
 
@@ -38,7 +37,7 @@ class Role:
 
 
 def mlflow(config: StackConfig) -> Role:
-    url = f"http://127.0.0.1:{config.mlflow_port}/health"
+    url = f"http://{LOOPBACK}:{config.mlflow_port}/health"
 
     def ready() -> str | None:
         answer = fetch(url)
@@ -60,7 +59,7 @@ def mlflow(config: StackConfig) -> Role:
 
 def _trainer_env(config: StackConfig) -> dict[str, str]:
     return {
-        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{config.mlflow_port}",
+        "MLFLOW_TRACKING_URI": f"http://{LOOPBACK}:{config.mlflow_port}",
         "MODEL_NAME": config.model_name,
         "MODELS_DIR": str(MODELS_DIR),
         "MODELS_CONFIG": str(MODELS_CONFIG),
@@ -110,7 +109,7 @@ def serving_args(config: StackConfig) -> list[str]:
 
 
 def serving(config: StackConfig) -> Role:
-    url = (f"http://127.0.0.1:{config.rest_port}/v1/models/{config.model_name}"
+    url = (f"http://{LOOPBACK}:{config.rest_port}/v1/models/{config.model_name}"
            f"/labels/{STABLE_LABEL}")
 
     def ready() -> str | None:
@@ -126,7 +125,7 @@ def serving(config: StackConfig) -> Role:
 
 
 def webui(config: StackConfig) -> Role:
-    url = f"http://127.0.0.1:{config.webui_port}/readyz"
+    url = f"http://{LOOPBACK}:{config.webui_port}/readyz"
 
     def ready() -> str | None:
         answer = fetch_json(url)
@@ -135,16 +134,16 @@ def webui(config: StackConfig) -> Role:
     return Role("webui", [
         PYTHON, "-m", "webui", "--host", LOOPBACK, "--port", str(config.webui_port),
     ], env={
-        "TF_SERVING_URL": f"http://127.0.0.1:{config.rest_port}",
+        "TF_SERVING_URL": f"http://{LOOPBACK}:{config.rest_port}",
         "MODEL_NAME": config.model_name,
-        "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{config.mlflow_port}",
+        "MLFLOW_TRACKING_URI": f"http://{LOOPBACK}:{config.mlflow_port}",
         "MLFLOW_UI_URL": f"http://localhost:{config.mlflow_port}",
     }, probe=ready, timeout=120, note="web UI")
 
 
 def prometheus(config: StackConfig) -> Role:
     """Prometheus on monitoring/'s jobs and rules (devstack/monitoring.py), when on PATH."""
-    url = f"http://127.0.0.1:{config.prometheus_port}"
+    url = f"http://{LOOPBACK}:{config.prometheus_port}"
 
     def ready() -> str | None:
         answer = fetch(f"{url}/-/ready")

@@ -16,7 +16,13 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from contract import DEFAULT_FEEDBACK_DB_URL, STABLE_LABEL, mlflow_model_url, mlflow_runs_url
+from contract import (
+    DEFAULT_FEEDBACK_DB_URL,
+    LOOPBACK,
+    STABLE_LABEL,
+    mlflow_model_url,
+    mlflow_runs_url,
+)
 from devstack import ports
 from devstack.config import LOG_DIR, PID_FILE, StackConfig
 from devstack.fetch import fetch_json
@@ -237,7 +243,7 @@ class _Progress:
 def _mlflow_link(config: StackConfig) -> str:
     """The experiment's runs in MLflow (its UI opens on GenAI pages from a bare address)."""
     base = f"http://localhost:{config.mlflow_port}"
-    answer = fetch_json(f"http://127.0.0.1:{config.mlflow_port}/api/2.0/mlflow/experiments/"
+    answer = fetch_json(f"http://{LOOPBACK}:{config.mlflow_port}/api/2.0/mlflow/experiments/"
                         f"get-by-name?experiment_name={config.model_name}")
     if answer is None or answer[0] != 200 or not isinstance(answer[1], dict):
         return base

@@ -41,10 +41,12 @@ ARG APP_UID=1000
 ARG APP_GID=1000
 RUN groupadd --non-unique --gid "${APP_GID}" app \
  && useradd --non-unique --uid "${APP_UID}" --gid "${APP_GID}" --create-home --shell /usr/sbin/nologin app \
- && mkdir -p /app /models /cache/digitops/mnist /cache/digitops/drawn /feedback \
+ && mkdir -p /app /models /cache/digitops/mnist /cache/digitops/real-writers \
+    /cache/digitops/drawn /feedback \
  && chown -R "${APP_UID}:${APP_GID}" /models /cache /feedback
-# XDG_CACHE_HOME: the MNIST download lands in /cache/digitops/mnist and the drawn-digit test
-# set in /cache/digitops/drawn, volumes in compose.
+# XDG_CACHE_HOME: the MNIST download lands in /cache/digitops/mnist, USPS and Semeion in
+# /cache/digitops/real-writers and the drawn-digit test set in /cache/digitops/drawn, volumes
+# in compose.
 # GIT_PYTHON_REFRESH: no git in here (GIT_COMMIT names the code); MLflow need not say so.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app \
@@ -62,8 +64,8 @@ COPY docker/writable-entrypoint.sh /usr/local/bin/
 WORKDIR /app
 COPY contract.py ./
 COPY training/ training/
-# The feedback store's schema and reader, shared with the web UI (no Flask app is built).
-COPY webui/ webui/
+# The corrections store's schema and reader, shared with the web UI (none of its code).
+COPY corrections/ corrections/
 USER ${APP_UID}:${APP_GID}
 # One-shot job: no HEALTHCHECK.
 # Stops at once, naming APP_UID/APP_GID, when ./models is not writable.

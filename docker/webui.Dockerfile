@@ -36,6 +36,7 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1
 WORKDIR /app
 COPY contract.py ./
+COPY corrections/ corrections/
 COPY webui/ webui/
 USER ${APP_UID}:${APP_GID}
 EXPOSE 8080

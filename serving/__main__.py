@@ -83,8 +83,7 @@ def _batching_options(settings: Settings):
 
 def run(settings: Settings) -> int:
     """Load the models, then serve REST and gRPC until SIGTERM or Ctrl-C; return the status."""
-    import waitress
-
+    from serving import rest_server
     from serving.batching import Batching, Direct
     from serving.grpc_api import GrpcApi, create_server, grpc_address
     from serving.manager import Manager
@@ -107,19 +106,24 @@ def run(settings: Settings) -> int:
     predictor = Batching(batching) if batching else Direct()
     metrics = Metrics()
     app = create_app(manager, metrics_path, metrics=metrics, predictor=predictor,
-                     max_request_bytes=settings.max_request_bytes)
+                     max_request_bytes=settings.max_request_bytes,
+                     max_image_pixels=settings.max_image_pixels)
     grpc_server = None
     try:
         if settings.port:
-            grpc_server = create_server(GrpcApi(manager, predictor, metrics), settings.host,
-                                        settings.port, settings.rest_api_num_threads,
-                                        settings.max_request_bytes)
+            api = GrpcApi(manager, predictor, metrics,
+                          max_request_bytes=settings.max_request_bytes,
+                          max_image_pixels=settings.max_image_pixels,
+                          allow_reload=not settings.refuse_reload_config_requests)
+            grpc_server = create_server(api, settings.host, settings.port,
+                                        settings.rest_api_num_threads, settings.max_request_bytes)
         # Waitress buffers a body (beyond 512 KiB in a temporary file) before the app sees
         # it; the app refuses one over the limit with TF Serving's JSON error. Waitress's own
         # cap, higher, bounds what a body without Content-Length (chunked) can make it buffer.
-        server = waitress.create_server(app, host=settings.host, port=settings.rest_api_port,
-                                        threads=settings.rest_api_num_threads,
-                                        max_request_body_size=4 * settings.max_request_bytes)
+        server = rest_server.create_server(
+            app, settings.host, settings.rest_api_port, settings.rest_api_num_threads,
+            max_body_bytes=4 * settings.max_request_bytes,
+            receive_timeout=settings.rest_api_receive_timeout_in_ms / 1000)
     except OSError as err:
         log.error("Failed to start server. Error: %s", err)
         manager.stop()

@@ -16,8 +16,10 @@ SharedBatchScheduler and BatchingSession, with their error texts:
 - with `pad_variable_length_inputs`, inputs whose inner dimensions differ are padded to the
   largest with each tensor's first element; without it they never share a batch.
 
-One difference on purpose: a request whose inputs do not fit the signature is answered alone
-(with the error it gets unbatched) instead of failing the batch it would have joined.
+Two differences on purpose: a request whose inputs do not fit the signature is answered alone
+(with the error it gets unbatched) instead of failing the batch it would have joined; and when
+a batch fails (an image that cannot be decoded, say), each of its requests runs again alone,
+so only the request that caused the error gets it, not its neighbours.
 """
 
 from __future__ import annotations
@@ -292,14 +294,25 @@ class Batching:
         return max(min(starts) + timeout - time.monotonic(), 0.0)
 
     def _run(self, queue: _Queue, batch: _Batch) -> None:
+        """Run a batch; when it fails, run its tasks one by one so each gets its own answer."""
         tasks = batch.tasks
+        try:
+            if not self._run_together(queue, tasks, batch.size) and len(tasks) > 1:
+                for task in tasks:
+                    self._run_together(queue, [task], task.size)
+        finally:
+            for task in tasks:
+                task.done.set()
+
+    def _run_together(self, queue: _Queue, tasks: list[_Task], size: int) -> bool:
+        """One TensorFlow call for `tasks`: set their outputs and return True, or return False
+        (and give a lone task the error)."""
         try:
             inputs = {name: self._merge([t.inputs[name] for t in tasks])
                       for name in tasks[0].inputs}
-            target = next((s for s in self.options.allowed_batch_sizes if s >= batch.size),
-                          batch.size)
-            if target > batch.size:  # pad with copies of the first row, as TF Serving does
-                inputs = {name: np.concatenate([array, np.repeat(array[:1], target - batch.size,
+            target = next((s for s in self.options.allowed_batch_sizes if s >= size), size)
+            if target > size:  # pad with copies of the first row, as TF Serving does
+                inputs = {name: np.concatenate([array, np.repeat(array[:1], target - size,
                                                                  axis=0)])
                           for name, array in inputs.items()}
             outputs = queue.servable.predict(queue.signature, inputs)
@@ -307,17 +320,15 @@ class Batching:
                 if array.ndim == 0 or array.shape[0] != target:
                     raise ServingError("INTERNAL", f"Batched output tensor {name} has 0th "
                                        f"dimension {array.shape[:1]}, expected {target}")
-            start = 0
-            for task in tasks:
-                task.outputs = {k: v[start:start + task.size] for k, v in outputs.items()}
-                start += task.size
-        except Exception as err:  # every request of the batch gets the batch's error
-            error = from_exception(err)
-            for task in tasks:
-                task.error = error
-        finally:
-            for task in tasks:
-                task.done.set()
+        except Exception as err:
+            if len(tasks) == 1:
+                tasks[0].error = from_exception(err)
+            return False
+        start = 0
+        for task in tasks:
+            task.outputs = {k: v[start:start + task.size] for k, v in outputs.items()}
+            start += task.size
+        return True
 
     def _merge(self, arrays: list[np.ndarray]) -> np.ndarray:
         """Concatenate along rows; pad inner dimensions to the largest when allowed."""

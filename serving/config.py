@@ -65,6 +65,9 @@ def _bool(text: str) -> bool:
 
 # Largest REST body or gRPC message accepted: 32 rows of big photos fit; 20,000 rows do not.
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
+# Largest encoded image a string input may hold: ~20 MB once decoded in the graph, where a
+# 12000x12000 PNG of 17 KB took 740 MB. A canvas drawing is 280x280.
+MAX_IMAGE_PIXELS = 2048 * 2048
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class Settings:
     port: int = GRPC_PORT
     rest_api_port: int = REST_PORT
     rest_api_num_threads: int = 4 * (os.cpu_count() or 1)
+    rest_api_receive_timeout_in_ms: int = 30_000
     model_config_file: str = ""
     model_config_file_poll_wait_seconds: int = 0
     model_name: str = "default"
@@ -86,6 +90,8 @@ class Settings:
     enable_batching: bool = False
     batching_parameters_file: str = ""
     max_request_bytes: int = MAX_REQUEST_BYTES
+    max_image_pixels: int = MAX_IMAGE_PIXELS
+    refuse_reload_config_requests: bool = True
     ignored: tuple[str, ...] = ()  # official flags given on the command line but not acted on
 
 
@@ -111,6 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     flag("--rest_api_num_threads", type=int, default=defaults.rest_api_num_threads,
          help="threads serving HTTP requests (default: 4 x CPUs = "
               f"{defaults.rest_api_num_threads})")
+    flag("--rest_api_receive_timeout_in_ms", type=int,
+         default=defaults.rest_api_receive_timeout_in_ms,
+         help="most time one HTTP request (headers and body) may take to arrive; a slower "
+              "client gets 408 and its connection is closed. Not a tensorflow_model_server "
+              f"flag (default: {defaults.rest_api_receive_timeout_in_ms})")
     flag("--model_config_file", default="",
          help="ModelServerConfig text proto with the models to serve; when set, "
               "--model_name and --model_base_path are ignored (default: none)")
@@ -131,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
            f"replay {WARMUP_FILE} before a version serves")
     switch("enable_batching", False,
            "batch concurrent predict requests together (REST and gRPC alike)")
+    switch("refuse_reload_config_requests", defaults.refuse_reload_config_requests,
+           "answer gRPC ModelService.HandleReloadConfigRequest with PERMISSION_DENIED: "
+           "anyone who reaches --port could otherwise unload or relabel the models; the "
+           "model config then comes from --model_config_file only. Not a "
+           "tensorflow_model_server flag: that server always obeys the request")
     flag("--batching_parameters_file", default="",
          help="BatchingParameters text proto for --enable_batching; without it TF Serving's "
               "defaults apply (default: none)")
@@ -138,6 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
          help="largest REST request body or gRPC message accepted; larger ones are refused "
               "before they are parsed. Not a tensorflow_model_server flag (default: "
               f"{defaults.max_request_bytes})")
+    flag("--max_image_pixels", type=int, default=defaults.max_image_pixels,
+         help="largest encoded image (width x height, read from its header) a string input "
+              "may hold; larger ones are refused before they are decoded. Not a "
+              f"tensorflow_model_server flag (default: {defaults.max_image_pixels})")
     flag("--tensorflow_intra_op_parallelism", type=int, default=0,
          help="threads inside one TensorFlow op; 0 lets TensorFlow choose (default: 0)")
     flag("--tensorflow_inter_op_parallelism", type=int, default=0,

@@ -10,12 +10,15 @@ canonical codes as gRPC status codes, with the same messages REST answers.
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent import futures
 
 import grpc
+import numpy as np
 import tensorflow as tf
+from tensorflow.core.framework import tensor_pb2
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -26,10 +29,13 @@ from tensorflow_serving.apis import (
 )
 
 from serving.batching import Batching, Direct
+from serving.config import MAX_IMAGE_PIXELS, MAX_REQUEST_BYTES
 from serving.errors import CODE_NAMES, ServingError, from_exception, invalid
+from serving.images import check_images
 from serving.manager import Manager
 from serving.metrics import Metrics
-from serving.servable import DEFAULT_SIGNATURE
+from serving.servable import DEFAULT_SIGNATURE, Servable
+from serving.tensors import STRING
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,42 @@ def _choice(spec) -> tuple[int | None, str | None]:
     if which == "version_label":
         return None, spec.version_label
     return None, None
+
+
+def _numpy_dtype(tensor: tensor_pb2.TensorProto, name: str) -> np.dtype | str:
+    """The dtype a TensorProto claims, as Servable.check_feed takes it."""
+    try:
+        dtype = tf.dtypes.as_dtype(tensor.dtype)
+    except TypeError:  # a number that names no DataType
+        raise invalid(f"tensor parsing error: {name}") from None
+    if dtype == tf.string:
+        return STRING
+    return np.dtype(dtype.as_numpy_dtype) if dtype.is_numpy_compatible else dtype.name
+
+
+def _arrays(servable: Servable, signature: str, tensors: Mapping[str, tensor_pb2.TensorProto],
+            max_bytes: int) -> dict[str, np.ndarray]:
+    """Build the request's arrays once their dtypes and shapes fit the signature and their size
+    the limit: a 45-byte TensorProto may claim [1,10000,10000], which TensorFlow would fill."""
+    feed = {}
+    for name, tensor in tensors.items():
+        shape = tuple(d.size for d in tensor.tensor_shape.dim)
+        if tensor.tensor_shape.unknown_rank or any(d < 0 for d in shape):
+            raise invalid(f"tensor parsing error: {name}")
+        feed[name] = (_numpy_dtype(tensor, name), shape)
+    servable.check_feed(signature, feed)
+    arrays = {}
+    for name, tensor in tensors.items():
+        dtype, shape = feed[name]
+        size = math.prod(shape) * dtype.itemsize
+        if size > max_bytes:
+            raise invalid(f"input tensor {name} of shape {list(shape)} takes {size} bytes, more "
+                          f"than the limit of {max_bytes} bytes (--max_request_bytes)")
+        try:
+            arrays[name] = tf.make_ndarray(tensor)
+        except (ValueError, TypeError):  # content that does not fill the shape it claims
+            raise invalid(f"tensor parsing error: {name}") from None
+    return arrays
 
 
 class _Call:
@@ -75,10 +117,15 @@ class GrpcApi(prediction_service_pb2_grpc.PredictionServiceServicer,
               model_service_pb2_grpc.ModelServiceServicer):
     """Both services over one manager; every method shares REST's rules."""
 
-    def __init__(self, manager: Manager, predictor: Batching | Direct, metrics: Metrics):
+    def __init__(self, manager: Manager, predictor: Batching | Direct, metrics: Metrics, *,
+                 max_request_bytes: int = MAX_REQUEST_BYTES,
+                 max_image_pixels: int = MAX_IMAGE_PIXELS, allow_reload: bool = False):
         self.manager = manager
+        self.allow_reload = allow_reload
         self.predictor = predictor
         self.metrics = metrics
+        self.max_request_bytes = max_request_bytes
+        self.max_image_pixels = max_image_pixels
 
     # -- PredictionService ----------------------------------------------------------------
 
@@ -93,7 +140,8 @@ class GrpcApi(prediction_service_pb2_grpc.PredictionServiceServicer,
             for tensor in request.inputs.values():  # refuse a huge batch before decoding it
                 if tensor.tensor_shape.dim:
                     self.predictor.admit(tensor.tensor_shape.dim[0].size)
-            inputs = {name: tf.make_ndarray(tensor) for name, tensor in request.inputs.items()}
+            inputs = _arrays(servable, signature, request.inputs, self.max_request_bytes)
+            check_images(inputs, self.max_image_pixels)
             outputs = self.predictor.predict(servable, signature, inputs)
             wanted = list(request.output_filter) or sorted(outputs)
             for name in wanted:
@@ -167,6 +215,10 @@ class GrpcApi(prediction_service_pb2_grpc.PredictionServiceServicer,
 
     def HandleReloadConfigRequest(self, request, context):  # noqa: N802
         def work(_call: _Call) -> model_management_pb2.ReloadConfigResponse:
+            if not self.allow_reload:
+                raise ServingError("PERMISSION_DENIED", "HandleReloadConfigRequest is refused: "
+                                   "this server runs with --refuse_reload_config_requests "
+                                   "(the default of python -m serving)")
             self.manager.reload(request.config)
             return model_management_pb2.ReloadConfigResponse()
 

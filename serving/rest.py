@@ -17,8 +17,9 @@ import orjson
 from flask import Flask, Response, request
 
 from serving.batching import Batching, Direct
-from serving.config import MAX_REQUEST_BYTES
+from serving.config import MAX_IMAGE_PIXELS, MAX_REQUEST_BYTES
 from serving.errors import ServingError, from_exception, invalid
+from serving.images import check_images
 from serving.manager import Manager
 from serving.metrics import Metrics
 from serving.tensors import parse_body, signature_name, to_body, to_inputs
@@ -47,7 +48,8 @@ def _json(body: dict, status: int = 200) -> Response:
 def _version(text: str | None) -> int | None:
     if not text:
         return None
-    if int(text) > INT64_MAX:
+    # A number of thousands of digits is refused by its length: Python will not parse it.
+    if len(text.lstrip("0")) > len(str(INT64_MAX)) or int(text) > INT64_MAX:
         raise invalid(f"Failed to convert version: {text} to numeric.")
     return int(text)
 
@@ -56,11 +58,12 @@ class RestApi:
     """Dispatches one /v1 request and records it in the metrics."""
 
     def __init__(self, manager: Manager, metrics: Metrics, predictor: Batching | Direct,
-                 max_request_bytes: int):
+                 max_request_bytes: int, max_image_pixels: int):
         self.manager = manager
         self.metrics = metrics
         self.predictor = predictor
         self.max_request_bytes = max_request_bytes
+        self.max_image_pixels = max_image_pixels
 
     def handle(self) -> Response:
         started = time.perf_counter()
@@ -115,19 +118,22 @@ class RestApi:
         if isinstance(doc.get("instances"), list):  # refuse a huge batch before converting it
             self.predictor.admit(len(doc["instances"]))
         inputs, fmt = to_inputs(doc, servable.input_specs(signature))
+        check_images(inputs, self.max_image_pixels)
         return to_body(self.predictor.predict(servable, signature, inputs), fmt)
 
 
 def create_app(manager: Manager, metrics_path: str | None = None, *,
                metrics: Metrics | None = None, predictor: Batching | Direct | None = None,
-               max_request_bytes: int = MAX_REQUEST_BYTES) -> Flask:
+               max_request_bytes: int = MAX_REQUEST_BYTES,
+               max_image_pixels: int = MAX_IMAGE_PIXELS) -> Flask:
     """Build the REST app; `metrics_path` (from monitoring.config) enables Prometheus.
 
     `metrics` and `predictor` are shared with the gRPC API when both run.
     """
     app = Flask(__name__)
     metrics = metrics or Metrics()
-    api = RestApi(manager, metrics, predictor or Direct(), max_request_bytes)
+    api = RestApi(manager, metrics, predictor or Direct(), max_request_bytes,
+                  max_image_pixels)
     app.add_url_rule("/v1", "v1_root", api.handle, methods=["GET", "POST"])
     app.add_url_rule("/v1/<path:rest>", "v1", lambda rest: api.handle(), methods=["GET", "POST"])
     if metrics_path is not None:

@@ -85,27 +85,34 @@ class Servable:
         TensorFlow would reshape a flat [784] row into [28, 28] silently, or fail deep in the
         graph; TF Serving's session refuses a feed that does not match the placeholder.
         """
+        self.check_feed(signature_name, {
+            key: (STRING if array.dtype.kind in "OS" else array.dtype, array.shape)
+            for key, array in inputs.items()})
+
+    def check_feed(self, signature_name: str,
+                   feed: Mapping[str, tuple[np.dtype | str, tuple[int, ...]]]) -> None:
+        """`check_inputs` on each input's (dtype, shape) alone, so that a gRPC tensor is checked
+        before it is built. A dtype numpy has no counterpart for (resource) is its name."""
         name = signature_name or DEFAULT_SIGNATURE
         specs = self.input_specs(name)
-        if set(inputs) != set(specs):
-            raise invalid(f"input size does not match signature: {len(inputs)}!={len(specs)} "
-                          f"len({{{','.join(sorted(inputs))}}}) != "
+        if set(feed) != set(specs):
+            raise invalid(f"input size does not match signature: {len(feed)}!={len(specs)} "
+                          f"len({{{','.join(sorted(feed))}}}) != "
                           f"len({{{','.join(sorted(specs))}}}). Sent extra: "
-                          f"{{{','.join(sorted(set(inputs) - set(specs)))}}}. Missing but "
-                          f"required: {{{','.join(sorted(set(specs) - set(inputs)))}}}.")
+                          f"{{{','.join(sorted(set(feed) - set(specs)))}}}. Missing but "
+                          f"required: {{{','.join(sorted(set(specs) - set(feed)))}}}.")
         for index, key in enumerate(sorted(specs)):
-            array, dtype = inputs[key], specs[key]
-            actual = STRING if array.dtype.kind in "OS" else array.dtype
-            if actual != dtype:
+            (actual, shape), dtype = feed[key], specs[key]
+            if type_name(actual) != type_name(dtype):
                 raise invalid(f"Expects arg[{index}] to be {type_name(dtype)} but "
                               f"{type_name(actual)} is provided")
-            shape = self.signature_defs[name].inputs[key].tensor_shape
-            if shape.unknown_rank:
+            declared = self.signature_defs[name].inputs[key].tensor_shape
+            if declared.unknown_rank:
                 continue
-            expected = [d.size for d in shape.dim]
-            if len(expected) != array.ndim or any(
-                    e not in (-1, a) for e, a in zip(expected, array.shape, strict=True)):
-                raise invalid(f"input tensor {key} has shape {_dims(array.shape)}, but the "
+            expected = [d.size for d in declared.dim]
+            if len(expected) != len(shape) or any(
+                    e not in (-1, a) for e, a in zip(expected, shape, strict=True)):
+                raise invalid(f"input tensor {key} has shape {_dims(shape)}, but the "
                               f"signature expects {_dims(expected)}")
 
     def predict(self, signature_name: str, inputs: Mapping[str, np.ndarray]

@@ -14,6 +14,7 @@ import binascii
 import json
 from collections.abc import Mapping
 from enum import Enum
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,10 @@ class Format(Enum):
     COLUMNAR = "inputs"  # answered as "outputs"
 
 
-def type_name(dtype: np.dtype) -> str:
+def type_name(dtype: np.dtype | str) -> str:
+    """TensorFlow's name of a dtype; a dtype numpy lacks (resource) comes as its name."""
+    if isinstance(dtype, str):
+        return dtype
     return _TYPE_NAMES.get(np.dtype(dtype), str(dtype))
 
 
@@ -72,6 +76,8 @@ def parse_body(body: bytes) -> dict:
         offset = getattr(err, "pos", getattr(err, "start", 0))
         reason = getattr(err, "msg", getattr(err, "reason", str(err)))
         raise invalid(f"JSON Parse error: {reason} at offset: {offset}") from None
+    except ValueError:  # Python refuses integers of more than 4,300 digits
+        raise invalid("JSON Parse error: Number too big to be stored in double") from None
     if not isinstance(doc, dict):
         raise invalid(f"JSON Value: {_show(doc)} Is not object")
     return doc
@@ -173,6 +179,15 @@ def _fill(value: Any, shape: list[int], level: int, dtype: np.dtype, out: list) 
         _fill(item, shape, level + 1, dtype, out)
 
 
+def _has_bool(value: list, depth: int) -> bool:
+    """Whether a rectangular nested list holds a JSON true or false: numpy reads [true, 3]
+    as the integers [1, 3], and TF Serving refuses a boolean where a number belongs."""
+    leaves = value
+    for _ in range(depth - 1):
+        leaves = chain.from_iterable(leaves)
+    return bool in set(map(type, leaves))
+
+
 def to_array(value: Any, dtype: np.dtype) -> np.ndarray:
     """Turn one JSON value (scalar or nested lists) into an array of `dtype`."""
     dtype = np.dtype(dtype)
@@ -183,7 +198,8 @@ def to_array(value: Any, dtype: np.dtype) -> np.ndarray:
         except ValueError:
             quick = None
         if quick is not None and (quick.dtype.kind in "iu" or
-                                  (quick.dtype.kind == "f" and dtype.kind == "f")):
+                                  (quick.dtype.kind == "f" and dtype.kind == "f")) \
+                and not _has_bool(value, quick.ndim):
             if dtype.kind == "f":
                 _check_lossless(quick, dtype)
             elif quick.size and (quick.min() < np.iinfo(dtype).min or

@@ -12,6 +12,7 @@ from tests.support.servers import local_mlflow, local_serving
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_MNIST = ROOT.parent / "shared" / "data" / "mnist"
+SHARED_REAL_WRITERS = ROOT.parent / "shared" / "data" / "real-writers"
 
 
 @pytest.fixture(scope="session")
@@ -22,6 +23,22 @@ def mnist_dir() -> Path:
     if not os.environ.get("MNIST_DIR") and SHARED_MNIST.is_dir():
         return data.locate(SHARED_MNIST)
     return data.locate()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def real_writers_env() -> None:
+    """REAL_WRITERS_DIR, as the Makefile sets it: ../shared/data/real-writers where present
+    (else the loader downloads USPS and Semeion). Every training run measures them."""
+    if not os.environ.get("REAL_WRITERS_DIR") and SHARED_REAL_WRITERS.is_dir():
+        os.environ["REAL_WRITERS_DIR"] = str(SHARED_REAL_WRITERS)
+
+
+@pytest.fixture(scope="session")
+def writers():
+    """USPS and Semeion (training.real_writers.load), verified."""
+    from training import real_writers
+
+    return real_writers.load()
 
 
 @pytest.fixture(scope="session")

@@ -20,6 +20,7 @@ ENV_VARS = {
     "tracking_uri": "MLFLOW_TRACKING_URI",
     "artifact_root": "MLFLOW_ARTIFACT_ROOT",
     "data_dir": "MNIST_DIR",
+    "real_writers_dir": "REAL_WRITERS_DIR",
     "drawn_dir": "DRAWN_DIGITS_DIR",
     "drawn_per_digit": "DRAWN_DIGITS_PER_DIGIT",
     "models_dir": "MODELS_DIR",
@@ -39,6 +40,7 @@ class Settings:
     # Artifact folder for a local SQLite store; a tracking server decides its own.
     artifact_root: str = DEFAULT_ARTIFACT_ROOT
     data_dir: str | None = None  # None: download into the user cache
+    real_writers_dir: str | None = None  # USPS and Semeion; None: download into the user cache
     drawn_dir: str | None = None  # the drawn-digit set's folder; None: the user cache
     drawn_per_digit: int = 300  # drawings of each digit that canvas_accuracy is measured on
     models_dir: str = DEFAULT_MODELS_DIR  # TF Serving's model base path's parent

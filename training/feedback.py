@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from corrections.store import Correction, FeedbackStore, StoreUnavailable
 from training.config import Settings
 from training.profiles import DEFAULT_FEEDBACK_WEIGHT
-from webui.feedback import Correction, FeedbackStore, StoreUnavailable
 
 log = logging.getLogger(__name__)
 

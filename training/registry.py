@@ -159,6 +159,7 @@ def promote(settings: Settings, version: int | None = None, min_accuracy: float 
     if not candidate.published:
         raise PromotionRefused(f"Version {version} is not published in {settings.base_dir}: "
                                "TF Serving could not load it.")
+    check_loadable(settings, version)
     if not force and accuracy < min_accuracy:
         raise PromotionRefused(f"Version {version} has test accuracy {accuracy:.4f}, below the "
                                f"minimum {min_accuracy:.4f}.")
@@ -181,6 +182,20 @@ def promote(settings: Settings, version: int | None = None, min_accuracy: float 
         client.delete_registered_model_alias(settings.model_name, CHALLENGER_ALIAS)
     sync_serving_config(client, settings)
     return versions_by_number(client, settings)[version]
+
+
+def check_loadable(settings: Settings, version: int) -> None:
+    """Refuse a published folder TF Serving could not load (empty, half copied, not a
+    SavedModel): serving would keep the old version and the label would name nothing."""
+    import tensorflow as tf
+
+    path = Path(settings.base_dir) / str(version)
+    try:
+        tf.saved_model.load(str(path), tags=["serve"])
+    except Exception as err:  # TensorFlow raises OSError, ValueError, OpError... for a bad one
+        reason = (str(err).strip() or type(err).__name__).splitlines()[0]
+        raise PromotionRefused(f"Version {version} in {path} is not a SavedModel TF Serving "
+                               f"can load: {reason}") from None
 
 
 def versions_by_number(client, settings: Settings) -> dict[int, VersionInfo]:

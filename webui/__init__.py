@@ -59,7 +59,9 @@ DEFAULTS = {
     "FEEDBACK_DB_URL": DEFAULT_FEEDBACK_DB_URL,
     "FEEDBACK_WINDOW_SECONDS": 900.0,  # how long an answer can still be corrected
     "FEEDBACK_MAX_PNG_BYTES": 128 * 1024,  # larger uploads are kept without their PNG
-    "PENDING_MAX_BYTES": 64 * 1024 * 1024,  # memory for answers awaiting a correction
+    # PNG bytes one replica keeps in the store per window (past it answers are kept without):
+    # a pod at its HPA target, ~45 canvas PNGs of ~12 KB a second for 15 minutes, fits.
+    "PENDING_MAX_BYTES": 512 * 1024 * 1024,
 }
 ENV_VARS = ("TF_SERVING_URL", "MODEL_NAME", "MODEL_LABEL", "TF_SERVING_TIMEOUT",
             "MLFLOW_TRACKING_URI", "MLFLOW_UI_URL",
@@ -105,9 +107,9 @@ def load_config(test_config: Mapping | None = None, environ: Mapping | None = No
 
 def create_app(test_config: Mapping | None = None) -> Flask:
     """Build the web UI app; `test_config` overrides the defaults and the environment."""
+    from corrections.store import FeedbackStore
     from webui import api, openapi, ops, pages
     from webui.challenger import Challenger
-    from webui.feedback import FeedbackStore
     from webui.metrics import Metrics
     from webui.pending import Pending
     from webui.runs import RunFinder
@@ -135,8 +137,9 @@ def create_app(test_config: Mapping | None = None) -> Flask:
             CANARY_LABEL, app.config["VERSION_CACHE_SECONDS"])
     app.extensions["webui.challenger"] = challenger
     # The store is opened lazily: predictions work even while its database is down.
-    app.extensions["webui.store"] = FeedbackStore(app.config["FEEDBACK_DB_URL"])
-    app.extensions["webui.pending"] = Pending(app.config["FEEDBACK_WINDOW_SECONDS"],
+    store = FeedbackStore(app.config["FEEDBACK_DB_URL"])
+    app.extensions["webui.store"] = store
+    app.extensions["webui.pending"] = Pending(store, app.config["FEEDBACK_WINDOW_SECONDS"],
                                               app.config["PENDING_MAX_BYTES"])
     Metrics().init_app(app)
 

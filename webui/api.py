@@ -16,9 +16,9 @@ from PIL import Image
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from contract import CANARY_LABEL, IMAGE_SIZE, NUM_CLASSES, STABLE_LABEL
+from corrections.store import Answer, StoreUnavailable
 from webui import messages, pending, validation
 from webui.challenger import ChallengerAnswer
-from webui.feedback import Answer, StoreUnavailable
 from webui.tfs_client import ServingProblem, ServingUnavailable
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -90,23 +90,23 @@ def predict():
 def feedback():
     """Store `{"prediction_id": "...", "digit": 0-9 | null}` (null: the answer was right).
 
-    What is stored is the answer this server gave (kept in memory since), not what the client
-    claims; the body only says which answer and what the true digit is.
+    What is stored is the answer the server gave (kept in the store since, so any replica
+    can take it), not what the client claims; the body only says which answer and what the
+    true digit is.
     """
     if not current_app.config["FEEDBACK"]:
         raise Refused(messages.FEEDBACK_OFF, 404)
     prediction_id, digit = _feedback_fields(
         _json_body(FEEDBACK_BODY_LIMIT, not_json=messages.FEEDBACK_NOT_JSON))
+    store = current_app.extensions["webui.store"]
     try:
         answer = current_app.extensions["webui.pending"].find(prediction_id)
+        row_id = store.save(answer, digit)
     except pending.ExpiredPrediction:
         window = current_app.config["FEEDBACK_WINDOW_SECONDS"]
         raise Refused(messages.PREDICTION_TOO_OLD.format(minutes=window / 60), 410) from None
     except pending.UnknownPrediction:
         raise Refused(messages.UNKNOWN_PREDICTION, 404) from None
-    store = current_app.extensions["webui.store"]
-    try:
-        row_id = store.save(answer, digit)
     except StoreUnavailable as e:
         current_app.logger.warning("feedback store %s: %s", store.where(), e)
         return jsonify(error=messages.STORE_DOWN.format(detail=e)), 503
@@ -185,7 +185,7 @@ def _feedback_fields(body: object) -> tuple[str, int | None]:
 
 def _keep(prediction_id: str, png: bytes, version: str, outputs: dict,
           challenger: ChallengerAnswer | None) -> None:
-    """Keep the answer in memory, so a correction stores what the server said."""
+    """Keep the answer in the store, so a correction (to any replica) stores what was said."""
     if not current_app.config["FEEDBACK"]:
         return
     normalized = _gray_bytes(outputs["normalized"])

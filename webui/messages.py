@@ -18,6 +18,8 @@ UNSUPPORTED_MODE = "Images in the {mode} colour space are not supported; send a 
 PNG_BAD_CHUNK = "The PNG cannot be decoded: its {chunk} chunk is unusable ({why})."
 BODY_TOO_LARGE = "The request is larger than {limit} bytes; send a smaller image."
 EMPTY_DRAWING = "The canvas looks empty: draw a digit first."
+IMAGE_REFUSED = ("The model could not decode the image; the file may be damaged or in a form "
+                 "its decoder does not accept ({detail}). Send a plain PNG, JPEG, GIF or BMP.")
 
 SERVING_DOWN = "The model service is not reachable right now. Please try again in a moment."
 SERVING_TIMEOUT = "The model service took longer than {seconds:g} s to answer. Please try again."
@@ -31,8 +33,9 @@ FEEDBACK_NO_PREDICTION_ID = ("The \"prediction_id\" field is missing or not a st
 FEEDBACK_NO_DIGIT = ("The \"digit\" field is missing: send the right digit (0-9), or null if "
                      "the answer was right.")
 FEEDBACK_BAD_DIGIT = "The \"digit\" field must be a whole number from 0 to 9 or null, not {value}."
-UNKNOWN_PREDICTION = ("This prediction is not known here (the id is wrong, or the web UI "
-                      "restarted since): draw the digit again and correct the new answer.")
+UNKNOWN_PREDICTION = ("This prediction is not known here (the id is wrong, or the feedback "
+                      "store was unavailable when it was made): draw the digit again and "
+                      "correct the new answer.")
 PREDICTION_TOO_OLD = ("This prediction is older than {minutes:g} minutes and no longer kept: "
                       "draw the digit again and correct the new answer.")
 STORE_DOWN = ("The feedback store is not available ({detail}); nothing was stored. Predictions "

@@ -1,27 +1,36 @@
-"""Answers waiting for a correction: kept in memory for a while, bounded in bytes.
+"""Answers waiting for a correction: kept in the shared store for the correction window.
 
-Only the answers a person corrects are written to the store, so a prediction costs no
-database write. An answer is kept `window` seconds (then a correction is refused as too old)
-and the oldest go first when the bytes would pass `max_bytes`. The web UI runs as one process
-(see metrics.py), so every thread sees every answer; a restart forgets them, and a correction
-then gets a 404 that says so.
+Every answer is written to the store (`pending_answers`) at predict time, so a correction may
+reach any replica of the web UI, or one restarted since; expired rows are purged now and then.
+Nothing is evicted before its window ends: a replica's memory holds only a running total of
+the PNG bytes it kept in the window, and past `max_png_bytes` its answers are kept without
+their PNG (the 28x28, which is what training uses, is always kept). So a flood of large
+drawings from one client costs everyone else at most their PNGs, never their corrections.
+A store that is down does not fail predictions: their answers are then not kept, and writes
+are retried after a pause, so a PostgreSQL that does not answer holds no prediction for long.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import threading
 import time
-from collections import OrderedDict
+from collections import deque
+from dataclasses import replace
 
-from webui.feedback import Answer
+from corrections.store import Answer, FeedbackStore, StoreUnavailable
+
+log = logging.getLogger(__name__)
 
 _ID = re.compile(r"^p([0-9a-f]{1,12})-[0-9a-f]{16}$")
+PURGE_EVERY_S = 60.0  # how often a replica deletes expired answers from the store
+STORE_RETRY_S = 5.0  # after a failed write, predictions skip the store this long
 
 
 class UnknownPrediction(LookupError):
-    """No answer with this id is kept here (never given, or given before a restart)."""
+    """No answer with this id is kept (never given, or given while the store was down)."""
 
 
 class ExpiredPrediction(LookupError):
@@ -40,39 +49,71 @@ def issued_at(prediction_id: str) -> float | None:
     return int(match.group(1), 16) / 1000 if match else None
 
 
-class Pending:
+class PngBudget:
+    """The PNG bytes this replica kept in the last `window` seconds, in per-second buckets.
+
+    Memory is one bucket per second of the window however many predictions there are.
+    """
+
     def __init__(self, window: float, max_bytes: int):
         self.window = window
         self.max_bytes = max_bytes
-        self._answers: OrderedDict[str, Answer] = OrderedDict()
-        self._bytes = 0
+        self._buckets: deque[list[int]] = deque()  # [second, bytes], oldest first
+        self._total = 0
         self._lock = threading.Lock()
 
-    def add(self, answer: Answer) -> None:
-        size = _size(answer)
+    def spend(self, size: int, now: float) -> bool:
+        """Count `size` bytes if they fit the budget now; False (and count nothing) if not."""
+        second = int(now)
         with self._lock:
-            self._answers[answer.prediction_id] = answer
-            self._bytes += size
-            cutoff = time.time() - self.window
-            while len(self._answers) > 1 and (
-                    self._bytes > self.max_bytes
-                    or issued_at(next(iter(self._answers))) < cutoff):
-                _, oldest = self._answers.popitem(last=False)
-                self._bytes -= _size(oldest)
+            while self._buckets and self._buckets[0][0] < second - self.window:
+                self._total -= self._buckets.popleft()[1]
+            if self._total + size > self.max_bytes:
+                return False
+            if not self._buckets or self._buckets[-1][0] != second:
+                self._buckets.append([second, 0])
+            self._buckets[-1][1] += size
+            self._total += size
+            return True
+
+
+class Pending:
+    def __init__(self, store: FeedbackStore, window: float, max_png_bytes: int):
+        self.store = store
+        self.window = window
+        self.png_budget = PngBudget(window, max_png_bytes)
+        self._next_purge = 0.0
+        self._skip_until = 0.0
+
+    def add(self, answer: Answer) -> None:
+        """Keep `answer` in the store until its window ends; never raises for a store down."""
+        now = time.time()
+        if time.monotonic() < self._skip_until:
+            return
+        if answer.png is not None and not self.png_budget.spend(len(answer.png), now):
+            answer = replace(answer, png=None)
+        made = issued_at(answer.prediction_id) or now
+        try:
+            self.store.keep_pending(answer, made + self.window)
+            if now >= self._next_purge:
+                self._next_purge = now + PURGE_EVERY_S
+                self.store.purge_pending(now)
+        except StoreUnavailable as e:
+            self._skip_until = time.monotonic() + STORE_RETRY_S
+            log.warning("feedback store %s: %s; answers are not kept for corrections for "
+                        "%g s", self.store.where(), e, STORE_RETRY_S)
 
     def find(self, prediction_id: str) -> Answer:
-        """The kept answer; ExpiredPrediction past the window, else UnknownPrediction."""
+        """The kept answer; ExpiredPrediction past the window, else UnknownPrediction.
+
+        StoreUnavailable if the store cannot be read.
+        """
         made = issued_at(prediction_id)
         if made is None:
             raise UnknownPrediction(prediction_id)
         if time.time() - made > self.window:
             raise ExpiredPrediction(prediction_id)
-        with self._lock:
-            answer = self._answers.get(prediction_id)
+        answer = self.store.pending(prediction_id)
         if answer is None:
             raise UnknownPrediction(prediction_id)
         return answer
-
-
-def _size(answer: Answer) -> int:
-    return len(answer.png or b"") + len(answer.normalized) + 512  # + the small fields

@@ -2,7 +2,8 @@
 
 It takes a base URL, keeps one urllib3 connection pool, puts a timeout on every call and
 turns every way the model service can fail into one of three typed errors, which the API maps
-to 503 (unreachable or model not loaded), 504 (too slow) or 502 (an answer we cannot use).
+to 503 (unreachable or model not loaded), 504 (too slow) or 502 (an answer we cannot use);
+the model's refusal to decode the client's image is a fourth, the client's 400.
 urllib3 rather than requests, and orjson rather than json: on the page's path they cost
 0.8 ms less per prediction (bench/webui_latency.py).
 """
@@ -10,6 +11,7 @@ urllib3 rather than requests, and orjson rather than json: on the page's path th
 from __future__ import annotations
 
 import base64
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -27,6 +29,11 @@ from contract import (
     serving_version,
 )
 from webui import messages
+from webui.validation import InvalidImage
+
+# TensorFlow's words when its decoder refuses an image (TF Serving and ours pass them on in a
+# 400): the op's name (DecodeImage, DecodePng, ...) or the decoder's own message.
+DECODE_ERROR = re.compile(r"decode|invalid (png|jpeg|gif|bmp)|image (file )?format", re.I)
 
 
 class ServingProblem(Exception):
@@ -55,6 +62,15 @@ class ServingBadAnswer(ServingProblem):
     """The model service answered, but not with something the web UI can use."""
 
     status = 502
+
+
+class ImageRefused(InvalidImage, ServingProblem):
+    """The model could not decode the client's image: the client's 400, like the web UI's own
+    checks (and answered by their handler), yet still a ServingProblem to the challenger."""
+
+    def __init__(self, detail: str):
+        # The first line is TensorFlow's sentence; the rest names graph nodes.
+        super().__init__(messages.IMAGE_REFUSED.format(detail=detail.splitlines()[0].strip()))
 
 
 @dataclass(frozen=True)
@@ -149,6 +165,9 @@ class TFServingClient:
         # A 400 about a label means the label names no loaded version.
         if response.status in (404, 503) or "label" in detail.lower():
             raise ServingUnavailable(messages.MODEL_UNAVAILABLE.format(detail=detail))
+        # Only a predict sends a body, so only a predict's 400 can be about the image.
+        if response.status == 400 and json is not None and DECODE_ERROR.search(detail):
+            raise ImageRefused(detail)
         raise ServingBadAnswer(messages.SERVING_BAD_ANSWER.format(detail=detail))
 
 

@@ -25,6 +25,10 @@ OPAQUE_ALPHA = 250
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # The only critical chunks TensorFlow's PNG decoder (libpng) knows; any other one it refuses.
 PNG_CRITICAL_CHUNKS = frozenset({b"IHDR", b"PLTE", b"IDAT", b"IEND"})
+PNG_MAX_LENGTH = 2**31 - 1  # a chunk length, width or height beyond this is an error
+PNG_PALETTE = 3  # the colour type whose pixels index PLTE
+# IHDR's bit depths for each colour type (PNG spec, table 11.1), which libpng enforces.
+PNG_BIT_DEPTHS = {0: (1, 2, 4, 8, 16), 2: (8, 16), 3: (1, 2, 4, 8), 4: (8, 16), 6: (8, 16)}
 # Pillow's modes for one channel of more than 8 bits: TensorFlow scales these by 1/257.
 WIDE_GRAY_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N"})
 
@@ -99,7 +103,8 @@ def check_image(data: bytes, max_side: int) -> CheckedImage:
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         raise InvalidImage(messages.DAMAGED_IMAGE) from None
     if image.mode in WIDE_GRAY_MODES:
-        image = image.point(lambda value: value * (1 / 257)).convert("L")
+        # point() cannot scale I;16B (a big-endian TIFF): widen to I first, as Pillow can.
+        image = image.convert("I").point(lambda value: value * (1 / 257)).convert("L")
     try:
         blank = is_blank(image)
     except ValueError:  # a colour space Pillow cannot turn into gray, e.g. CIELab
@@ -112,29 +117,78 @@ def check_image(data: bytes, max_side: int) -> CheckedImage:
 
 
 def check_png_chunks(data: bytes) -> None:
-    """Refuse a PNG that Pillow reads but libpng does not: a bad CRC, an unknown critical chunk.
+    """Refuse a PNG that Pillow reads but libpng, TensorFlow's decoder, refuses.
 
-    Pillow skips what it does not need (it stops reading at the image data); TensorFlow's
-    decoder checks every chunk up to IEND, and its refusal would otherwise look like a fault
-    of the model service.
+    Pillow reads only what it needs and stops at the image data; libpng checks every chunk
+    up to IEND, and its refusal would otherwise look like a fault of the model service. The
+    rules are libpng's errors (its warnings still decode): sound checksums, four-letter chunk
+    types, no unknown critical chunk, one valid IHDR first, and for a palette image one PLTE
+    of whole entries before the image data.
     """
     offset = len(PNG_SIGNATURE)
-    while offset + 8 <= len(data):
+    color_type = None  # set by IHDR
+    has_palette = has_data = False
+    while offset + 12 <= len(data):
         length, kind = struct.unpack(">I4s", data[offset:offset + 8])
-        end = offset + 8 + length + 4
-        if end > len(data):
+        end = offset + 12 + length
+        if length > PNG_MAX_LENGTH or end > len(data):
             break
-        crc = struct.unpack(">I", data[end - 4:end])[0]
-        if zlib.crc32(data[offset + 4:end - 4]) != crc:
-            raise InvalidImage(messages.PNG_BAD_CHUNK.format(
-                chunk=kind.decode("latin-1"), why="its checksum is wrong"))
+        body = data[offset + 8:end - 4]
+        name = kind.decode("ascii", "backslashreplace")
+        if zlib.crc32(kind + body) != struct.unpack(">I", data[end - 4:end])[0]:
+            raise _bad_chunk(name, "its checksum is wrong")
+        if not kind.isalpha():
+            raise _bad_chunk(name, "a chunk type must be four letters")
         if kind[:1].isupper() and kind not in PNG_CRITICAL_CHUNKS:
-            raise InvalidImage(messages.PNG_BAD_CHUNK.format(
-                chunk=kind.decode("latin-1"), why="it is a critical chunk no decoder knows"))
-        if kind == b"IEND":
+            raise _bad_chunk(name, "it is a critical chunk no decoder knows")
+        if color_type is None and kind != b"IHDR":
+            raise _bad_chunk(name, "IHDR must come first")
+        if kind == b"IHDR":
+            if color_type is not None:
+                raise _bad_chunk(name, "a PNG has only one")
+            color_type = _check_png_header(body)
+        elif kind == b"PLTE":
+            if has_palette:
+                raise _bad_chunk(name, "a PNG has only one")
+            if color_type == PNG_PALETTE and (not body or len(body) % 3 or len(body) > 768):
+                raise _bad_chunk(name, f"{len(body)} bytes are not 1 to 256 colours of 3 bytes")
+            has_palette = True
+        elif kind == b"IDAT":
+            if color_type == PNG_PALETTE and not has_palette:
+                raise _bad_chunk(name, "a palette image needs its PLTE chunk before it")
+            has_data = True
+        elif kind == b"IEND":
+            if not has_data:
+                raise _bad_chunk(name, "there is no image data (IDAT) before it")
             return
         offset = end
     raise InvalidImage(messages.DAMAGED_IMAGE)
+
+
+def _check_png_header(body: bytes) -> int:
+    """Check IHDR's fields as libpng does; return the colour type."""
+    if len(body) != 13:
+        raise _bad_chunk("IHDR", f"it holds {len(body)} bytes, not 13")
+    width, height, depth, color_type, compression, filtering, interlace = struct.unpack(
+        ">IIBBBBB", body)
+    problems = [
+        f"width {width}" if not 0 < width <= PNG_MAX_LENGTH else None,
+        f"height {height}" if not 0 < height <= PNG_MAX_LENGTH else None,
+        f"colour type {color_type}" if color_type not in PNG_BIT_DEPTHS else None,
+        f"bit depth {depth} for colour type {color_type}"
+        if depth not in PNG_BIT_DEPTHS.get(color_type, (depth,)) else None,
+        f"compression method {compression}" if compression else None,
+        f"filter method {filtering}" if filtering else None,
+        f"interlace method {interlace}" if interlace > 1 else None,
+    ]
+    wrong = [problem for problem in problems if problem]
+    if wrong:
+        raise _bad_chunk("IHDR", "invalid " + ", ".join(wrong))
+    return color_type
+
+
+def _bad_chunk(chunk: str, why: str) -> InvalidImage:
+    return InvalidImage(messages.PNG_BAD_CHUNK.format(chunk=chunk, why=why))
 
 
 def is_blank(image: Image.Image) -> bool:

@@ -153,19 +153,22 @@ def test_tf_serving_image_is_no_older_than_the_training_tensorflow(services):
 def test_each_image_copies_only_what_it_runs():
     copied = {p.name: dockerfiles.copied_sources(dockerfiles.final_stage(p))
               for p in dockerfiles.all_dockerfiles()}
-    assert sorted(copied["webui.Dockerfile"]) == ["contract.py", "webui/"]
+    assert sorted(copied["webui.Dockerfile"]) == ["contract.py", "corrections/", "webui/"]
     assert sorted(copied["serving.Dockerfile"]) == [
         "contract.py", "docker/serving-entrypoint.sh", "serving/"]
     assert copied["mlflow.Dockerfile"] == ["docker/writable-entrypoint.sh"]
-    assert sorted(copied["trainer.Dockerfile"]) == [  # webui/: the feedback store's reader
-        "contract.py", "docker/writable-entrypoint.sh", "training/", "webui/"]
+    assert sorted(copied["trainer.Dockerfile"]) == [  # corrections/: the store it reads
+        "contract.py", "corrections/", "docker/writable-entrypoint.sh", "training/"]
 
 
-def test_training_never_imports_serving():
-    """The trainer writes models.config itself; serving/ is TF Serving's stand-in, not a library."""
-    pattern = re.compile(r"^\s*(from|import) serving\b", re.M)
+@pytest.mark.parametrize("package, why", [
+    ("serving", "the trainer writes models.config itself; serving/ is TF Serving's stand-in"),
+    ("webui", "the corrections store is corrections/; the trainer image has no web UI or Flask"),
+])
+def test_training_never_imports_serving_or_the_web_ui(package, why):
+    pattern = re.compile(rf"^\s*(from|import) {package}\b", re.M)
     importing = [p.name for p in (ROOT / "training").rglob("*.py") if pattern.search(p.read_text())]
-    assert importing == []
+    assert importing == [], why
 
 
 def test_web_ui_image_installs_no_tensorflow():

@@ -71,6 +71,7 @@ def target(tmp_path_factory, mnist_dir):
             "--model_config_file_poll_wait_seconds=1", "--file_system_poll_wait_seconds=1",
             f"--monitoring_config_file={ROOT / 'serving' / 'monitoring.config'}",
             "--enable_batching", f"--batching_parameters_file={BATCHING_CONFIG}",
+            "--refuse_reload_config_requests=false",  # test_grpc calls it as on TF Serving
             # a flag of the official server that ours accepts and ignores
             "--rest_api_timeout_in_ms=30000"]
     with process(args, lambda: all_available(url), "python -m serving", timeout=120,

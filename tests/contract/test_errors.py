@@ -40,6 +40,12 @@ CASES = [
      "Missing named input: b"),
     ("POST", f"{HPT}:predict", '{"signature_name": "echo", "instances": [{"b64": "!"}]}', 400,
      "base64"),
+    ("POST", f"{HPT}:predict", '{"instances": [1, true]}', 400,
+     "Type: True is not of expected type: float"),
+    ("POST", f"{HPT}:predict", '{"instances": [' + "9" * 5000 + "]}", 400, "JSON Parse error"),
+    ("POST", f"{HPT}/versions/{'9' * 5000}:predict", '{"instances": [1]}', 400,
+     "Failed to convert version"),
+    ("GET", f"{HPT}/versions/{'9' * 5000}", None, 400, "Failed to convert version"),
     ("GET", "/v1/models", None, 400, "Missing model name"),
     ("GET", f"{HPT}:predict", None, 400, "Malformed request"),
     ("GET", "/v1/foo", None, 400, "Malformed request"),
@@ -47,7 +53,7 @@ CASES = [
 
 
 @pytest.mark.parametrize("method,path,body,status,message", CASES,
-                         ids=[f"{c[0]} {c[1]} {c[3]} {c[4][:30]}" for c in CASES])
+                         ids=[f"{c[0]} {c[1][:50]} {c[3]} {c[4][:30]}" for c in CASES])
 def test_error(api, method, path, body, status, message):
     r = api.get(path) if method == "GET" else api.post(path, body)
     assert r.status_code == status

@@ -15,12 +15,14 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
     inference_pb2,
     model_management_pb2,
+    model_service_pb2_grpc,
     predict_pb2,
     regression_pb2,
 )
@@ -40,7 +42,7 @@ from serving.config import MAX_REQUEST_BYTES
 from tests.contract import repository
 from tests.contract.test_predict import png
 from tests.contract.test_reload import newest, wait_for
-from tests.support.servers import ROOT, free_port
+from tests.support.servers import ROOT, free_port, model_available, process
 
 pytestmark = pytest.mark.contract
 
@@ -156,6 +158,22 @@ def test_rest_and_grpc_give_the_same_numbers(rpc, api, mnist, signature):
 
 HPT_X = {"x": np.array([1.0], np.float32)}
 
+
+def raw_request(model: str, name: str, tensor: tensor_pb2.TensorProto, **choice):
+    """A PredictRequest with a TensorProto as a client may write it, right or wrong."""
+    request = spec(predict_pb2.PredictRequest(), model, **choice)
+    request.inputs[name].CopyFrom(tensor)
+    return request
+
+
+def tensor(dtype: int, *dims: int, **values) -> tensor_pb2.TensorProto:
+    proto = tensor_pb2.TensorProto(dtype=dtype, **values)
+    proto.tensor_shape.dim.extend(tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in dims)
+    return proto
+
+
+SHORT = tensor(types_pb2.DT_FLOAT, 3, tensor_content=np.zeros(2, np.float32).tobytes())
+
 # (request, gRPC code, a substring of the message): the REST contract's errors, over gRPC.
 ERRORS = [
     (lambda: predict_request("nope", HPT_X), grpc.StatusCode.NOT_FOUND,
@@ -178,6 +196,14 @@ ERRORS = [
      grpc.StatusCode.INVALID_ARGUMENT, ""),
     (lambda: predict_request("mnist", {PIXELS_INPUT: np.zeros((33, 28, 28), np.float32)}),
      grpc.StatusCode.INVALID_ARGUMENT, "Task size 33 is larger than maximum input batch size 32"),
+    (lambda: raw_request("half_plus_two", "x", tensor(types_pb2.DT_RESOURCE, 1)),
+     grpc.StatusCode.INVALID_ARGUMENT, ""),
+    (lambda: raw_request("half_plus_two", "x", tensor(9999, 1)),
+     grpc.StatusCode.INVALID_ARGUMENT, ""),
+    (lambda: raw_request("half_plus_two", "x", SHORT), grpc.StatusCode.INVALID_ARGUMENT, ""),
+    (lambda: raw_request("mnist", PIXELS_INPUT, tensor(types_pb2.DT_FLOAT, 1, 10000, 10000,
+                                                       float_val=[0.0])),
+     grpc.StatusCode.INVALID_ARGUMENT, ""),
 ]
 
 
@@ -251,6 +277,28 @@ def test_reload_config_request(rpc, target):
             model_management_pb2.ReloadConfigRequest(config=bad), timeout=60)
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert status(rpc, "half_plus_two")[1].state == AVAILABLE
+
+
+def test_reload_config_requests_are_refused_by_default(target):
+    """Anyone who reaches :8500 could unload or relabel the models: by default ours refuses."""
+    if not target.local:
+        pytest.skip("TF Serving always obeys HandleReloadConfigRequest")
+    port, grpc_port = free_port(), free_port()
+    url = f"http://127.0.0.1:{port}"
+    args = [sys.executable, "-m", "serving", "--host=127.0.0.1", f"--port={grpc_port}",
+            f"--rest_api_port={port}", "--model_name=half_plus_two",
+            f"--model_base_path={target.models_dir / 'half_plus_two'}",
+            "--file_system_poll_wait_seconds=0"]
+    with process(args, lambda: model_available(url, "half_plus_two"), "python -m serving"):
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            empty = model_server_config_pb2.ModelServerConfig()
+            empty.model_config_list.SetInParent()
+            with pytest.raises(grpc.RpcError) as caught:
+                model_service_pb2_grpc.ModelServiceStub(channel).HandleReloadConfigRequest(
+                    model_management_pb2.ReloadConfigRequest(config=empty), timeout=60)
+        assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert "--refuse_reload_config_requests" in caught.value.details()
+        assert model_available(url, "half_plus_two")
 
 
 @pytest.mark.parametrize("method", ["Classify", "Regress", "MultiInference"])

@@ -12,6 +12,7 @@ import sys
 
 import pytest
 
+from corrections.store import FeedbackStore
 from tests.support.browser import Page
 from tests.support.canary import publish_twice
 from tests.support.servers import (
@@ -23,7 +24,6 @@ from tests.support.servers import (
     process,
     stop,
 )
-from webui.feedback import FeedbackStore
 
 pytestmark = pytest.mark.e2e
 

@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 import requests
 
+from corrections.store import FeedbackStore
 from tests.support.canary import publish_twice
 from tests.support.images import canvas_png, data_url
 from tests.support.servers import free_port, local_serving, local_webui, process
 from training import models_config
-from webui.feedback import FeedbackStore
 
 pytestmark = pytest.mark.integration
 

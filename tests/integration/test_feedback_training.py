@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
+from corrections.store import Answer, FeedbackStore
 from training import feedback, registry, train
 from training.config import Settings
 from webui import pending
-from webui.feedback import Answer, FeedbackStore
 
 pytestmark = pytest.mark.integration
 

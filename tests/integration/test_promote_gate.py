@@ -1,5 +1,6 @@
 """The promote gate compares a version with the champion on MNIST test and the drawn digits."""
 
+import shutil
 from dataclasses import replace
 from pathlib import Path
 
@@ -7,10 +8,11 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from contract import CHAMPION_ALIAS
+from contract import CHALLENGER_ALIAS, CHAMPION_ALIAS
+from corrections.store import FeedbackStore
+from tests.contract import repository
 from training import registry, tracking
 from training.config import Settings
-from webui.feedback import FeedbackStore
 
 pytestmark = pytest.mark.integration
 
@@ -32,14 +34,18 @@ def versions(tmp_path_factory):
     client = tracking.connect(settings)
     experiment = tracking.experiment_id(client, settings)
 
-    def add(test_accuracy: float, canvas_accuracy: float) -> int:
+    loadable = tmp_path / "half_plus_two"
+    repository.half_plus_two()(loadable)  # any SavedModel will do: the gate reads the tags
+
+    def add(test_accuracy: float, canvas_accuracy: float, write=None) -> int:
         with mlflow.start_run(experiment_id=experiment) as run:
             mlflow.log_metrics({"test_accuracy": test_accuracy,
                                 "canvas_accuracy": canvas_accuracy})
         version = registry.register(client, settings, run.info.run_id, run.info.artifact_uri,
                                     {"test_accuracy": test_accuracy,
                                      "canvas_accuracy": canvas_accuracy})
-        (Path(settings.base_dir) / str(version)).mkdir(parents=True)
+        folder = Path(settings.base_dir) / str(version)
+        (write or (lambda path: shutil.copytree(loadable, path)))(folder)
         return version
 
     def crown(test_accuracy: float, canvas_accuracy: float) -> int:
@@ -83,6 +89,17 @@ def test_a_wider_tolerance_lets_a_small_loss_through(versions):
     worse = versions(0.990, 0.975)
     registry.promote(versions.settings, worse, tolerance=0.01)
     assert champion(versions.settings) == worse
+
+
+@pytest.mark.parametrize("write", [repository.broken, Path.mkdir], ids=["garbage", "empty"])
+def test_refuses_a_version_that_cannot_load_even_as_canary(versions, write):
+    versions.crown(0.990, 0.980)
+    unloadable = versions(0.995, 0.990, write=write)
+    with pytest.raises(registry.PromotionRefused,
+                       match=f"Version {unloadable} in .* is not a SavedModel TF Serving can"):
+        registry.promote(versions.settings, unloadable, canary=True)
+    client = MlflowClient(versions.settings.tracking_uri)
+    assert CHALLENGER_ALIAS not in client.get_model_version("mnist", unloadable).aliases
 
 
 def test_refuses_when_it_cannot_see_the_held_out_corrections(versions, tmp_path):

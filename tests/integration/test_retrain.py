@@ -19,11 +19,11 @@ import pytest
 from mlflow import MlflowClient
 
 from contract import CHALLENGER_ALIAS, CHAMPION_ALIAS
+from corrections.store import FeedbackStore
 from tests.integration.test_feedback_training import settings_in, store_corrections
 from training import feedback, finetune, models_config, registry, retrain, train
 from training.config import ENV_VARS
 from training.profiles import hyperparams
-from webui.feedback import FeedbackStore
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

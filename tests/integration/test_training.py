@@ -12,11 +12,11 @@ import tensorflow as tf
 from mlflow import MlflowClient
 
 from contract import CHAMPION_ALIAS, IMAGE_SIGNATURE, SERVING_SIGNATURE, STABLE_LABEL
+from corrections.store import FeedbackStore
 from serving import models_config
 from training import registry, train
 from training.config import ENV_VARS, Settings
 from training.export import WARMUP_FILE
-from webui.feedback import FeedbackStore
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

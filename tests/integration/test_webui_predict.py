@@ -13,7 +13,9 @@ import requests
 from contract import CANARY_LABEL, STABLE_LABEL
 from tests.support.images import canvas_png, data_url
 from tests.support.servers import local_webui
+from tests.unit.test_webui_odd_images import ODD_IMAGES
 from webui import create_app
+from webui.tfs_client import ImageRefused, TFServingClient
 
 pytestmark = pytest.mark.integration
 
@@ -100,3 +102,15 @@ def test_a_label_that_names_nothing_is_503_not_500(serving_url, mnist):
     ready = client.get("/readyz")
     assert ready.status_code == 503
     assert "nonexistent" in ready.get_json()["reason"]
+
+
+@pytest.mark.parametrize("make", [case[1] for case in ODD_IMAGES if case[2] == 400],
+                         ids=[case[0] for case in ODD_IMAGES if case[2] == 400])
+def test_an_image_the_model_cannot_decode_is_the_clients_400(serving_url, stack, make):
+    """Sent past the web UI's checks, serving's decoder refuses it: a 400 naming the image."""
+    client = TFServingClient(serving_url, "mnist", timeout=10)
+    with pytest.raises(ImageRefused) as refused:
+        client.predict_image(make(), str(stack.version))
+    assert refused.value.status == 400
+    assert "could not decode the image" in refused.value.message
+    assert "\n" not in refused.value.message

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
@@ -115,4 +116,51 @@ def local_mlflow(tracking_uri: str, artifacts: Path, log: Path | None = None) ->
     probe = f"{url}/api/2.0/mlflow/registered-models/get?name=mnist"
     with process(args, lambda: requests.get(probe, timeout=10).ok, "mlflow server",
                  timeout=120, log=log, env={"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}):
+        yield url
+
+
+NGINX_CONFIG = """\
+daemon off;
+worker_processes 1;
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_max_body_size 4m;
+    client_body_buffer_size 4m;  # whole bodies in memory: no temp files for nginx's user
+    client_body_temp_path {root}/body;
+    proxy_temp_path {root}/proxy;
+    fastcgi_temp_path {root}/fastcgi;
+    uwsgi_temp_path {root}/uwsgi;
+    scgi_temp_path {root}/scgi;
+    upstream replicas {{
+{servers}
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://replicas;
+            proxy_buffering off;
+            proxy_set_header Host $http_host;  # the client's Host, as an ingress passes it
+        }}
+    }}
+}}
+"""
+
+
+@contextlib.contextmanager
+def round_robin_nginx(nginx: str, upstreams: list[str], root: Path) -> Iterator[str]:
+    """Run Debian's nginx on a free loopback port, round-robin over `upstreams`; yield its URL.
+
+    Its config, pid and logs live under `root`; `nginx` is the binary's path.
+    """
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    servers = "\n".join(f"        server {urlsplit(u).netloc};" for u in upstreams)
+    config = root / "nginx.conf"
+    config.write_text(NGINX_CONFIG.format(root=root, port=port, servers=servers))
+    args = [nginx, "-p", str(root), "-c", str(config), "-e", str(root / "error.log")]
+    with process(args, lambda: requests.get(f"{url}/healthz", timeout=1).ok,
+                 f"nginx on {port}", timeout=30, log=root / "nginx.out"):
         yield url

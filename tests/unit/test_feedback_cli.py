@@ -6,10 +6,10 @@ import json
 
 import numpy as np
 
+from corrections.store import FeedbackStore
 from tests.unit.test_feedback_store import answer
 from training import cli, feedback
 from webui import pending
-from webui.feedback import FeedbackStore
 
 
 def fill(url: str) -> list[str]:

@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -13,9 +14,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from corrections.store import VERSION_TABLE, Answer, FeedbackStore, StoreUnavailable, metadata
 from tests.support.servers import ROOT, free_port
-from webui import feedback
-from webui.feedback import Answer, FeedbackStore, StoreUnavailable
 
 
 def answer(prediction_id: str = "p1-0", digit: int = 3, version: str = "1") -> Answer:
@@ -33,7 +33,8 @@ def url(request, tmp_path):
     pg = request.getfixturevalue("postgres_url")
     engine = sa.create_engine(pg)
     with engine.begin() as connection:  # each test starts from an empty database
-        connection.execute(sa.text("DROP TABLE IF EXISTS corrections, feedback_alembic_version"))
+        connection.execute(sa.text("DROP TABLE IF EXISTS corrections, pending_answers, "
+                                    "feedback_alembic_version"))
     engine.dispose()
     return pg
 
@@ -63,9 +64,22 @@ def test_the_schema_is_alembics_and_matches_the_tables_the_code_uses(url):
     FeedbackStore(url).migrate()  # a second process upgrading finds nothing to do
     with store.engine.connect() as connection:
         context = MigrationContext.configure(
-            connection, opts={"version_table": feedback.VERSION_TABLE})
-        assert context.get_current_revision() == "0001"
-        assert compare_metadata(context, feedback.metadata) == []
+            connection, opts={"version_table": VERSION_TABLE})
+        assert context.get_current_revision() == "0002"
+        assert compare_metadata(context, metadata) == []
+
+
+def test_pending_answers_are_found_until_purged_and_keep_their_zone(url):
+    store = FeedbackStore(url)
+    store.keep_pending(answer("p1-a"), expires_at=1000.0)
+    store.keep_pending(replace(answer("p1-b", digit=7), png=None), expires_at=2000.0)
+    kept = store.pending("p1-a")
+    assert kept.prediction_id == "p1-a" and kept.png == b"\x89PNG fake"
+    assert kept.normalized == answer().normalized and kept.predicted_at.tzinfo is not None
+    assert store.pending("p1-b").png is None and store.pending("p1-c") is None
+    assert store.purge_pending(now=1500.0) == 1
+    assert store.pending("p1-a") is None and store.pending("p1-b").digit == 7
+    assert store.count() == 0  # kept answers are not corrections
 
 
 def test_sqlite_runs_in_wal_with_full_sync(tmp_path):
@@ -74,6 +88,8 @@ def test_sqlite_runs_in_wal_with_full_sync(tmp_path):
     with store.engine.connect() as connection:
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+    with store.pending_engine.connect() as connection:  # answers only, not corrections
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
     with sqlite3.connect(tmp_path / "feedback.db") as plain:
         assert plain.execute("SELECT count(*) FROM corrections").fetchone() == (1,)
 
@@ -84,7 +100,7 @@ def test_a_commit_survives_kill_9_a_moment_later(tmp_path):
     script = textwrap.dedent(f"""
         import os, signal, sys
         from tests.unit.test_feedback_store import answer
-        from webui.feedback import FeedbackStore
+        from corrections.store import FeedbackStore
         store = FeedbackStore({url!r})
         for i in range(50):
             store.save(answer(f"p1-{{i}}"), i % 10)

@@ -53,7 +53,7 @@ def test_a_correction_is_stored_with_what_the_server_answered(app, kept):
 
 @pytest.mark.parametrize("body, status, words", [
     ({"prediction_id": "p1-0", "digit": 4}, 404, "not known"),
-    ({"prediction_id": "FRESH", "digit": 4}, 404, "restarted"),
+    ({"prediction_id": "FRESH", "digit": 4}, 404, "not known"),
     ({"prediction_id": "HOUR_OLD", "digit": 4}, 410, "older than 15"),
     ("KEPT", 400, "0 to 9"),  # digit 10
     ({"digit": 4}, 400, "prediction_id"),
@@ -111,7 +111,7 @@ def test_feedback_off_hides_the_controls_and_refuses_corrections(tmp_path):
 def test_the_page_says_what_is_kept_when_feedback_is_on(app):
     page = app.test_client().get("/").get_data(as_text=True)
     assert 'id="feedback"' in page and 'data-feedback-url="/api/feedback"' in page
-    assert "Nothing about you is kept" in page
+    assert "Nothing about you is kept" in page and "deleted after 15 minutes" in page
     assert page.count('aria-label="Wrong, it is ') == 10
 
 
@@ -128,15 +128,19 @@ def test_bad_settings_fail_at_start(env, error):
         load_config(environ=env)
 
 
-def test_pending_answers_are_bounded_in_bytes_oldest_first():
-    kept = pending.Pending(window=60, max_bytes=3 * (784 + 9 + 512))
+def test_past_the_png_budget_answers_are_kept_without_their_png_and_none_is_evicted(app):
+    kept = pending.Pending(app.extensions["webui.store"], window=60,
+                           max_png_bytes=3 * len(answer().png))
     ids = [pending.new_id() for _ in range(5)]
     for prediction_id in ids:
         kept.add(answer(prediction_id))
-    for prediction_id in ids[:2]:
-        with pytest.raises(pending.UnknownPrediction):
-            kept.find(prediction_id)
-    assert [kept.find(i).prediction_id for i in ids[2:]] == ids[2:]
+    assert [kept.find(i).png is not None for i in ids] == [True, True, True, False, False]
+
+
+def test_the_png_budget_frees_what_left_the_window():
+    budget = pending.PngBudget(window=10, max_bytes=100)
+    assert budget.spend(60, now=1000.0) and not budget.spend(60, now=1005.0)
+    assert budget.spend(60, now=1011.0)  # the first 60 bytes' answer has expired
 
 
 def test_a_correction_lands_in_postgresql_and_a_second_one_replaces_it(postgres_url):

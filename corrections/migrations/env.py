@@ -7,7 +7,7 @@ database with MLflow, whose schema is alembic's too).
 
 from alembic import context
 
-from webui.feedback import VERSION_TABLE
+from corrections.store import VERSION_TABLE
 
 context.configure(connection=context.config.attributes["connection"],
                   version_table=VERSION_TABLE)

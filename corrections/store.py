@@ -3,20 +3,24 @@
 SQL through SQLAlchemy: SQLite by default (`FEEDBACK_DB_URL`, `sqlite:///mlruns/feedback.db`),
 PostgreSQL by URL. SQLite runs in WAL mode with synchronous=FULL, so a row whose commit
 returned is on disk: it survives the process being killed a moment later (and a power cut).
-The schema is alembic's (webui/migrations), upgraded on first use, never `create_all`; its
+Answers awaiting a correction (`pending_answers`) are written without waiting for the disk
+(synchronous=NORMAL; on PostgreSQL synchronous_commit off): one is written per prediction,
+and a power cut that loses the last few only means their corrections get a 404.
+The schema is alembic's (corrections/migrations), upgraded on first use, never `create_all`; its
 version table has a name of its own, so the store may share a database with MLflow's.
 
 No Flask here: the web UI writes through this module and `python -m training feedback`
-reads through it.
+reads through it; neither package imports the other.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -26,7 +30,6 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "feedback_alembic_version"
-NORMALIZED_BYTES = 28 * 28  # the 28x28 the model saw, uint8, row-major, MNIST convention
 CONNECT_TIMEOUT_S = 3  # a PostgreSQL that does not answer must not hold a request for long
 
 metadata = sa.MetaData()
@@ -43,6 +46,23 @@ corrections = sa.Table(
     sa.Column("probabilities", sa.JSON, nullable=False),
     sa.Column("correction", sa.SmallInteger, nullable=True),  # None: the answer was right
     sa.Column("png", sa.LargeBinary, nullable=True),  # None: over the size cap
+    sa.Column("normalized", sa.LargeBinary, nullable=False),
+    sa.Column("challenger_version", sa.String(32), nullable=True),
+    sa.Column("challenger_digit", sa.SmallInteger, nullable=True),
+)
+# Answers awaiting a correction, written at predict time so that any web UI replica can take
+# the correction; rows past `expires_at` (seconds since the epoch) are purged.
+pending_answers = sa.Table(
+    "pending_answers", metadata,
+    sa.Column("prediction_id", sa.String(64), primary_key=True),
+    sa.Column("expires_at", sa.Float, nullable=False, index=True),
+    sa.Column("predicted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("model_name", sa.String(128), nullable=False),
+    sa.Column("model_version", sa.String(32), nullable=False),
+    sa.Column("model_label", sa.String(64), nullable=False),
+    sa.Column("digit", sa.SmallInteger, nullable=False),
+    sa.Column("probabilities", sa.JSON, nullable=False),
+    sa.Column("png", sa.LargeBinary, nullable=True),
     sa.Column("normalized", sa.LargeBinary, nullable=False),
     sa.Column("challenger_version", sa.String(32), nullable=True),
     sa.Column("challenger_digit", sa.SmallInteger, nullable=True),
@@ -85,22 +105,24 @@ class Correction:
         return self.answer.digit if self.correction is None else self.correction
 
 
-def make_engine(url: str) -> sa.Engine:
-    """An engine for `url` (connects nothing yet); SQLite gets WAL, synchronous=FULL, a wait."""
+def make_engine(url: str, durable: bool = True) -> sa.Engine:
+    """An engine for `url` (connects nothing yet); SQLite gets WAL, a wait, and
+    synchronous=FULL, or NORMAL (safe from a crash, not from a power cut) if not `durable`."""
     parsed = sa.make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = sa.create_engine(parsed, connect_args={"timeout": 10})
-        sa.event.listen(engine, "connect", _sqlite_pragmas)
+        sa.event.listen(engine, "connect",
+                        functools.partial(_sqlite_pragmas, "FULL" if durable else "NORMAL"))
         return engine
     connect_args = {"connect_timeout": CONNECT_TIMEOUT_S} if parsed.get_backend_name() == \
         "postgresql" else {}
     return sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(synchronous: str, dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute(f"PRAGMA synchronous={synchronous}")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
 
@@ -111,6 +133,8 @@ class FeedbackStore:
     def __init__(self, url: str):
         self.url = url
         self.engine = make_engine(url)
+        sqlite = self.engine.url.get_backend_name() == "sqlite"
+        self.pending_engine = make_engine(url, durable=False) if sqlite else self.engine
         self._migrated = False
         self._lock = threading.Lock()
 
@@ -199,6 +223,44 @@ class FeedbackStore:
         except SQLAlchemyError as e:
             raise StoreUnavailable(_reason(e)) from e
 
+    def keep_pending(self, answer: Answer, expires_at: float) -> None:
+        """Keep an answer until `expires_at` (epoch seconds) for a correction to find it."""
+        self.migrate()
+        try:
+            with self.pending_engine.begin() as connection:
+                if self.engine.url.get_backend_name() == "postgresql":
+                    connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+                connection.execute(pending_answers.insert().values(
+                    **_answer_columns(answer), expires_at=expires_at))
+        except SQLAlchemyError as e:
+            raise StoreUnavailable(_reason(e)) from e
+
+    def pending(self, prediction_id: str) -> Answer | None:
+        """The answer kept under `prediction_id`, or None (never kept, or purged)."""
+        self.migrate()
+        try:
+            with self.engine.connect() as connection:
+                row = connection.execute(sa.select(pending_answers).where(
+                    pending_answers.c.prediction_id == prediction_id)).first()
+        except SQLAlchemyError as e:
+            raise StoreUnavailable(_reason(e)) from e
+        if row is None:
+            return None
+        answer = _answer(row._mapping)
+        if answer.predicted_at.tzinfo is None:  # SQLite keeps no zone; what it got was UTC
+            answer = replace(answer, predicted_at=answer.predicted_at.replace(tzinfo=UTC))
+        return answer
+
+    def purge_pending(self, now: float) -> int:
+        """Delete the answers that expired before `now`; return how many went."""
+        self.migrate()
+        try:
+            with self.engine.begin() as connection:
+                return connection.execute(pending_answers.delete().where(
+                    pending_answers.c.expires_at < now)).rowcount
+        except SQLAlchemyError as e:
+            raise StoreUnavailable(_reason(e)) from e
+
     def where(self) -> str:
         """The URL without its password, to show people where the store is."""
         return sa.make_url(self.url).render_as_string(hide_password=True)
@@ -215,15 +277,19 @@ def _answer_columns(answer: Answer) -> dict:
     }
 
 
-def _correction(row) -> Correction:
-    answer = Answer(
+def _answer(row) -> Answer:
+    png = row.get("png")
+    return Answer(
         prediction_id=row["prediction_id"], predicted_at=row["predicted_at"],
         model_name=row["model_name"], model_version=row["model_version"],
         model_label=row["model_label"], digit=row["digit"],
-        probabilities=tuple(row["probabilities"]), png=row.get("png"),
+        probabilities=tuple(row["probabilities"]), png=None if png is None else bytes(png),
         normalized=bytes(row["normalized"]), challenger_version=row["challenger_version"],
         challenger_digit=row["challenger_digit"])
-    return Correction(row["id"], answer, row["correction"], row["corrected_at"])
+
+
+def _correction(row) -> Correction:
+    return Correction(row["id"], _answer(row), row["correction"], row["corrected_at"])
 
 
 def _reason(error: SQLAlchemyError) -> str:
