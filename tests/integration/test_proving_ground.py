@@ -8,9 +8,9 @@ import pytest
 import requests
 
 from bench.feedback_loop import correct_through_page
+from corrections.store import FeedbackStore
 from tests.support.images import canvas_png
 from tests.support.servers import local_webui
-from webui.feedback import FeedbackStore
 
 pytestmark = pytest.mark.integration
 
