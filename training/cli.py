@@ -150,8 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     bootstrap = commands.add_parser(
         "bootstrap", help="train and promote a first champion, unless one exists")
     _add_training_flags(bootstrap, default_profile)
-    bootstrap.add_argument("--min-accuracy", type=_fraction, default=0.98,
-                           help="the first champion's quality gate (default: 0.98)")
+    bootstrap.add_argument("--min-accuracy", type=_fraction, default=DEFAULT_MIN_ACCURACY,
+                           help="the first champion's quality gate (default: %(default)s)")
 
     feedback = commands.add_parser(
         "feedback", help="the corrections people made on the page: stats, export")

@@ -134,7 +134,8 @@ def worse_than(candidate: VersionInfo, champion: VersionInfo,
     return found
 
 
-def promote(settings: Settings, version: int | None = None, min_accuracy: float = 0.98,
+def promote(settings: Settings, version: int | None = None,
+            min_accuracy: float = DEFAULT_MIN_ACCURACY,
             canary: bool = False, force: bool = False, client=None,
             tolerance: float = DEFAULT_TOLERANCE) -> VersionInfo:
     """Gate a version, then set `champion` (or `challenger`) and rewrite models.config.
