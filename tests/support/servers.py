@@ -77,17 +77,18 @@ def model_available(url: str, model: str = "mnist") -> bool:
 
 @contextlib.contextmanager
 def local_serving(model_config_file: Path, port: int | None = None,
-                  log: Path | None = None) -> Iterator[str]:
+                  log: Path | None = None, flags: tuple[str, ...] = ()) -> Iterator[str]:
     """Run `python -m serving` on a models.config; yield its REST base URL once AVAILABLE.
 
     Its gRPC API gets a free port too, so servers started side by side do not collide.
+    `flags` are more of its command line, e.g. --model_config_file_poll_wait_seconds=1.
     """
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     args = [sys.executable, "-m", "serving", "--host=127.0.0.1", f"--port={free_port()}",
             f"--rest_api_port={port}",
             f"--model_config_file={model_config_file}",
-            "--file_system_poll_wait_seconds=1"]
+            "--file_system_poll_wait_seconds=1", *flags]
     with process(args, lambda: model_available(url), f"python -m serving on {port}", log=log):
         yield url
 
