@@ -108,6 +108,7 @@ def serving(config: StackConfig) -> Role:
 
 
 def webui(config: StackConfig) -> Role:
+    """The web UI on loopback; FEEDBACK*, WEBUI_ALLOWED_HOSTS and the like it inherits."""
     url = f"http://127.0.0.1:{config.webui_port}/readyz"
 
     def ready() -> str | None:

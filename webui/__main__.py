@@ -62,7 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    app = create_app()  # fails here, before binding, if the environment is wrong
+    app = create_app(bind_host=args.host)  # fails here, before binding, if the env is wrong
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("waitress.queue").addFilter(EveryFewSeconds(QUEUE_WARNING_EVERY))
     waitress.serve(
