@@ -14,17 +14,22 @@ TF_SERVING_TIMEOUT, MLFLOW_TRACKING_URI, MLFLOW_UI_URL); see `webui/__init__.py`
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
 
 import waitress
+from waitress.channel import HTTPChannel
+from waitress.server import BaseWSGIServer
+from waitress.task import ErrorTask
 
 from contract import WEBUI_PORT
-from webui import create_app
+from webui import create_app, messages
 
 CONNECTION_LIMIT = 1000  # open sockets; each costs a buffer, not a thread
 IDLE_TIMEOUT = 30  # seconds a connection may send nothing before it is closed
-# Flask answers 413 (JSON) past MAX_CONTENT_LENGTH; past this waitress stops reading first.
+# Flask answers 413 past MAX_CONTENT_LENGTH; past this waitress stops reading first, and
+# answers 413 itself (in JSON too: JsonErrorTask).
 BODY_LIMIT_FACTOR = 2
 QUEUE_WARNING_EVERY = 10.0  # seconds between waitress's "Task queue depth" warnings
 
@@ -43,6 +48,31 @@ class EveryFewSeconds(logging.Filter):
             return False
         self.next_at = now + self.interval
         return True
+
+
+class JsonErrorTask(ErrorTask):
+    """Waitress's own refusals, e.g. a body past its limit (chunked or not), in the API's JSON.
+
+    Waitress answers these itself, before the app sees the request, in plain text.
+    """
+
+    body_limit = 0  # the app's MAX_CONTENT_LENGTH, set by `serve`
+
+    def execute(self):
+        error = self.request.error
+        text = messages.BODY_TOO_LARGE.format(limit=self.body_limit) if error.code == 413 \
+            else f"{error.reason}: {error.body}"
+        body = json.dumps({"error": text}).encode()
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.extend([("Content-Type", "application/json"),
+                                      ("X-Content-Type-Options", "nosniff")])
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+class Channel(HTTPChannel):
+    error_task_class = JsonErrorTask
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -65,13 +95,20 @@ def main(argv: list[str] | None = None) -> None:
     app = create_app(bind_host=args.host)  # fails here, before binding, if the env is wrong
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("waitress.queue").addFilter(EveryFewSeconds(QUEUE_WARNING_EVERY))
-    waitress.serve(
-        app, host=args.host, port=args.port,
+    JsonErrorTask.body_limit = app.config["MAX_CONTENT_LENGTH"]
+    sockets: dict = {}  # waitress's socket map: the listening sockets' servers, then channels
+    server = waitress.create_server(
+        app, map=sockets, host=args.host, port=args.port,
         threads=args.threads,  # one process keeps /metrics whole; threads do the waiting
         connection_limit=CONNECTION_LIMIT, channel_timeout=IDLE_TIMEOUT,
         max_request_body_size=BODY_LIMIT_FACTOR * app.config["MAX_CONTENT_LENGTH"],
         ident="digitops-webui",
     )
+    for listener in sockets.values():
+        if isinstance(listener, BaseWSGIServer):
+            listener.channel_class = Channel
+    server.print_listen("Serving on http://{}:{}")
+    server.run()
 
 
 if __name__ == "__main__":
