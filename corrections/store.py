@@ -255,7 +255,7 @@ class FeedbackStore:
         """Delete the answers that expired before `now`; return how many went."""
         self.migrate()
         try:
-            with self.engine.begin() as connection:
+            with self.pending_engine.begin() as connection:
                 return connection.execute(pending_answers.delete().where(
                     pending_answers.c.expires_at < now)).rowcount
         except SQLAlchemyError as e:

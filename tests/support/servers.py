@@ -94,11 +94,11 @@ def local_serving(model_config_file: Path, port: int | None = None,
 
 
 @contextlib.contextmanager
-def local_webui(serving_url: str, **env: str) -> Iterator[str]:
-    """Run `python -m webui` on a free port in front of `serving_url`; yield its URL."""
+def local_webui(serving_url: str, *args: str, **env: str) -> Iterator[str]:
+    """Run `python -m webui ARGS` on a free port in front of `serving_url`; yield its URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with process([sys.executable, "-m", "webui", "--port", str(port)],
+    with process([sys.executable, "-m", "webui", "--port", str(port), *args],
                  lambda: requests.get(f"{url}/healthz", timeout=1).ok,
                  f"python -m webui on {port}", timeout=60,
                  env={"TF_SERVING_URL": serving_url, **env}):
