@@ -21,6 +21,7 @@ class Hyperparams:
     augment: bool = False  # random shifts, turns and zooms while training
     redraw: float = 0.0  # share of each batch redrawn as pen drawings (training.augment)
     refine: bool = False  # redraw along pruned, smoothed skeletons whose strokes run on
+    real: bool = False  # add USPS train, drawn on the canvas, to the training images
     train_limit: int | None = None  # None: all 60,000 training images
     seed: int = 0
 
@@ -69,7 +70,7 @@ def hyperparams(profile: str = DEFAULT_PROFILE, **overrides) -> Hyperparams:
 # How a run's name shows a hyperparameter that differs from its profile (model and seed
 # always show): quick-vgg-s0, full-vgg-e1-n5000-s0.
 _NAME_PARTS = {"epochs": "e", "batch_size": "b", "learning_rate": "lr", "width": "w",
-               "augment": "aug-", "redraw": "rd", "refine": "refine-",
+               "augment": "aug-", "redraw": "rd", "refine": "refine-", "real": "real-",
                "train_limit": "n"}
 
 
