@@ -1,5 +1,13 @@
 """Measure what the feedback loop is worth, and what it costs the page.
 
+0. The proving ground (--writers semeion): Semeion's first four blocks (800 digits by people
+   the model never saw, ../shared/data/real-writers) are drawn as canvases and sent through
+   the real web UI's POST /api/predict and POST /api/feedback as a person correcting the page
+   would (null when right, the true digit when wrong), in steps of 100, 200, 400 and 800;
+   after each step `python -m training retrain` (fine-tuned from the champion, promoted or
+   refused by the gate). Printed: `real_accuracy_semeion` on the last four blocks (through
+   the model's predict_image graph, as the page answers) and MNIST test, before and after
+   each step, and each retrain's wall time.
 1. Worth: MNIST *test* digits redrawn in a style the model does badly on (strokes about three
    times as thick as MNIST's, slanted hard to the right) go through the real web UI;
    500 of them are corrected through POST /api/feedback. `train --feedback` then trains the
@@ -10,11 +18,12 @@
 3. Feedback writes per second with SQLite: through the store directly and through the API.
 
 Usage:
+    python bench/feedback_loop.py --writers semeion      # 0. (quick profile; ~20 min on 2 cores)
     python bench/feedback_loop.py --out results/feedback_loop.json
     python bench/feedback_loop.py --train-limit 12000 --epochs 2   # a shorter run
     python bench/feedback_loop.py --shadow-only                     # 2. only, untrained
 
-Trains two models under a temporary folder (quick profile; minutes on 2 cores). Not run by CI.
+Trains its models under a temporary folder (quick profile; minutes on 2 cores). Not run by CI.
 """
 
 from __future__ import annotations
@@ -61,6 +70,7 @@ DEFAULT_MNIST = ROOT.parent / "shared" / "data" / "mnist"
 CORRECTED = range(5000, 5500)  # MNIST test digits people "drew" and corrected
 FRESH = range(5500, 7500)  # more of the style, never corrected: a larger before/after check
 UNTOUCHED = range(0, 5000)  # MNIST test digits no correction came from
+SEMEION_STEPS = (100, 200, 400, 800)  # corrections sent through the page before each retrain
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -77,6 +87,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--shadow-only", action="store_true",
                         help="only time /api/predict with and without a canary, on two "
                              "untrained copies of the quick profile's network (about a minute)")
+    parser.add_argument("--writers", choices=("styled", "semeion"), default="styled",
+                        help="whose corrections: MNIST test digits in a thick, slanted style "
+                             "(1.-3.), or Semeion's first four blocks through the page, with "
+                             "a retrain after each step (0.) (default: %(default)s)")
+    parser.add_argument("--steps", default=",".join(map(str, SEMEION_STEPS)),
+                        help="--writers semeion: corrections sent before each retrain, "
+                             "cumulative (default: %(default)s)")
+    parser.add_argument("--from-champion", action=argparse.BooleanOptionalAction, default=True,
+                        help="--writers semeion: retrain fine-tunes the champion (default: on)")
+    parser.add_argument("--tolerance", type=float, default=registry.DEFAULT_TOLERANCE,
+                        help="--writers semeion: the promote gate's (default: %(default)s)")
     parser.add_argument("--out", default=None, help="also write the JSON here (default: none)")
     return parser.parse_args(argv)
 
@@ -169,6 +190,102 @@ def shadow_cost(settings: Settings, stable: int, canary: int, pngs: list[bytes],
     return result
 
 
+# ---- the proving ground ----------------------------------------------------------------------
+
+def correct_through_page(ui: str, pngs: list[bytes], labels, session: requests.Session) -> int:
+    """Draw each PNG on the page and judge its answer as a person would: null when it was
+    right, the true digit when wrong. Returns how many answers were right."""
+    right = 0
+    for png, label in zip(pngs, labels, strict=True):
+        body = predict(ui, png, session)
+        said_right = body["digit"] == int(label)
+        right += said_right
+        session.post(f"{ui}/api/feedback", timeout=30, json={
+            "prediction_id": body["prediction_id"],
+            "digit": None if said_right else int(label)}).raise_for_status()
+    return right
+
+
+def page_accuracy(settings: Settings, version: int, pngs: list[bytes], labels) -> float:
+    """A published version's accuracy on canvas PNGs through its predict_image graph."""
+    import tensorflow as tf
+
+    from contract import DIGIT_OUTPUT
+
+    signature = tf.saved_model.load(str(Path(settings.base_dir) / str(version))).signatures[
+        IMAGE_SIGNATURE]
+    said = np.concatenate([signature(**{IMAGE_INPUT: tf.constant(pngs[i:i + 200])})[
+        DIGIT_OUTPUT].numpy() for i in range(0, len(pngs), 200)])
+    return round(float((said == np.asarray(labels)).mean()), 4)
+
+
+def wait_for_stable(serving_url: str, version: int, timeout: float = 60) -> None:
+    """Until label stable answers with `version` (the server re-reads models.config)."""
+    from contract import STABLE_LABEL, serving_version
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = requests.get(f"{serving_url}/v1/models/{MODEL_NAME}/labels/{STABLE_LABEL}",
+                              timeout=5)
+        if status.ok and serving_version(status.json()["model_version_status"]) == str(version):
+            return
+        time.sleep(0.5)
+    raise TimeoutError(f"label stable did not reach version {version} in {timeout:.0f} s")
+
+
+def proving_ground(args, settings: Settings, sizes: dict) -> dict:
+    """Semeion's users correct the page step by step; a retrain after each step."""
+    from contract import CHAMPION_ALIAS
+    from training import real_writers, retrain, tracking
+
+    writers = real_writers.load()
+    users = slice(0, real_writers.SEMEION_USERS_ROWS)
+    held = slice(real_writers.SEMEION_USERS_ROWS, None)
+    user_pngs = real_writers.canvas_pngs(writers.semeion.x[users], seed=0)
+    user_labels = writers.semeion.y[users]
+    eval_pngs = real_writers.canvas_pngs(writers.semeion.x[held], seed=0)
+    eval_labels = writers.semeion.y[held]
+    steps = [int(n) for n in args.steps.split(",")]
+
+    print(f"training the champion ({sizes or 'quick profile'})...", flush=True)
+    first = train.run(settings, profile="quick", verbose=0, **sizes)
+    registry.promote(settings, first.version, min_accuracy=0.0)
+    client = tracking.connect(settings)
+
+    def row(version: int, **extra) -> dict:
+        test = registry.versions_by_number(client, settings)[version].test_accuracy
+        return {"version": version, "test_accuracy": round(test, 4),
+                "real_accuracy_semeion": page_accuracy(settings, version, eval_pngs,
+                                                       eval_labels), **extra}
+
+    curve = [row(first.version, corrections=0, decision="first champion")]
+    print(curve[-1], flush=True)
+    flags = (f"--model_config_file={settings.models_config}",
+             "--model_config_file_poll_wait_seconds=1", AS_THE_STACKS)
+    with model_server(*flags) as (serving, _), \
+            web_ui(serving, env={"FEEDBACK_DB_URL": settings.feedback_db_url}) as ui:
+        session, sent = requests.Session(), 0
+        for step in steps:
+            right = correct_through_page(ui, user_pngs[sent:step], user_labels[sent:step],
+                                         session)
+            page = round(right / (step - sent), 4)
+            sent = step
+            started = time.perf_counter()
+            decision = retrain.run(settings, min_corrections=1, tolerance=args.tolerance,
+                                   min_accuracy=0.0, profile="quick",
+                                   from_champion=args.from_champion, **sizes)
+            seconds = round(time.perf_counter() - started, 1)
+            champion = registry.alias_version(client, settings, CHAMPION_ALIAS)
+            wait_for_stable(serving, champion)
+            curve.append(row(decision.version or champion, corrections=step,
+                             page_accuracy_during_step=page, decision=decision.action,
+                             reason=decision.reason, retrain_seconds=seconds,
+                             champion_after=champion))
+            print(curve[-1], flush=True)
+    return {"writers": "semeion: rows 0-799 correct the page, rows 800 on measure it",
+            "from_champion": args.from_champion, "curve": curve}
+
+
 # ---- the run ---------------------------------------------------------------------------------
 
 def main(argv=None) -> int:
@@ -187,6 +304,9 @@ def main(argv=None) -> int:
                              "(about 3x MNIST's after the 20x20 fit), sheared 0.5 to the right",
                     "training": {"profile": "quick", **sizes}}
     try:
+        if args.writers == "semeion":
+            result["proving_ground"] = proving_ground(args, settings, sizes)
+            return report(result, args.out)
         if args.shadow_only:
             fresh = [styled_png(mnist.x_test[i]) for i in FRESH[:100]]
             for version in (1, 2):
