@@ -144,8 +144,8 @@ def worse_than(candidate: VersionInfo, champion: VersionInfo,
 
 
 def promote(settings: Settings, version: int | None = None,
-            min_accuracy: float = DEFAULT_MIN_ACCURACY, canary: bool = False, force: bool = False, client=None,
-            tolerance: float = DEFAULT_TOLERANCE) -> VersionInfo:
+            min_accuracy: float = DEFAULT_MIN_ACCURACY, canary: bool = False,
+            force: bool = False, client=None, tolerance: float = DEFAULT_TOLERANCE) -> VersionInfo:
     """Gate a version, then set `champion` (or `challenger`) and rewrite models.config.
 
     The gate refuses a version that is not published, below min_accuracy, or (for champion)
