@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.images import canvas_png, data_url
-from tests.support.servers import free_port, wait_until
+from tests.support.servers import free_port, until_linked
 from webui import create_app
 
 pytestmark = pytest.mark.integration
@@ -26,14 +26,7 @@ def test_the_answer_links_the_run_that_trained_the_model(serving_url, mlflow_url
     app = create_app({"TF_SERVING_URL": serving_url, "MLFLOW_TRACKING_URI": mlflow_url,
                       "MLFLOW_UI_URL": UI_URL})
     client = app.test_client()
-    answers = []  # the lookup runs in the background: the link comes as soon as MLflow answers
-
-    def linked() -> bool:
-        answers.append(client.post("/api/predict", json=image).get_json()["model"]["run"])
-        return answers[-1] is not None
-
-    wait_until(linked, 10, "an answer with the run link")
-    run = answers[-1]
+    run = until_linked(lambda: client.post("/api/predict", json=image).get_json())["model"]["run"]
     assert run["run_id"] == stack.run_id
     experiment = run["experiment_id"]
     assert run["url"] == (f"{UI_URL}/#/experiments/{experiment}/runs/{stack.run_id}"

@@ -41,6 +41,19 @@ def wait_until(ready: Callable[[], bool], timeout: float, what: str, proc=None) 
     raise TimeoutError(f"{what}: not ready after {timeout:.0f}s")
 
 
+def until_linked(predict: Callable[[], dict], timeout: float = 30) -> dict:
+    """Call `predict` until its answer links the MLflow run: the web UI looks runs up in the
+    background and answers without the link until MLflow has told it."""
+    answers: list[dict] = []
+
+    def linked() -> bool:
+        answers.append(predict())
+        return answers[-1]["model"]["run"] is not None
+
+    wait_until(linked, timeout, "an answer with its MLflow run link")
+    return answers[-1]
+
+
 @contextlib.contextmanager
 def process(args: list[str], ready: Callable[[], bool], what: str, timeout: float = 120,
             env: dict | None = None, log: Path | None = None) -> Iterator[subprocess.Popen]:
