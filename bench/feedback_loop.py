@@ -67,6 +67,7 @@ from training.profiles import PROFILES  # noqa: E402
 from webui import pending  # noqa: E402
 
 DEFAULT_MNIST = ROOT.parent / "shared" / "data" / "mnist"
+DEFAULT_REAL_WRITERS = ROOT.parent / "shared" / "data" / "real-writers"
 CORRECTED = range(5000, 5500)  # MNIST test digits people "drew" and corrected
 FRESH = range(5500, 7500)  # more of the style, never corrected: a larger before/after check
 UNTOUCHED = range(0, 5000)  # MNIST test digits no correction came from
@@ -91,6 +92,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="whose corrections: MNIST test digits in a thick, slanted style "
                              "(1.-3.), or Semeion's first four blocks through the page, with "
                              "a retrain after each step (0.) (default: %(default)s)")
+    parser.add_argument("--real-writers-dir",
+                        default=os.environ.get("REAL_WRITERS_DIR") or str(DEFAULT_REAL_WRITERS),
+                        help="--writers semeion: the real-writer files (default: %(default)s)")
     parser.add_argument("--steps", default=",".join(map(str, SEMEION_STEPS)),
                         help="--writers semeion: corrections sent before each retrain, "
                              "cumulative (default: %(default)s)")
@@ -238,7 +242,7 @@ def proving_ground(args, settings: Settings, sizes: dict) -> dict:
     from contract import CHAMPION_ALIAS
     from training import real_writers, retrain, tracking
 
-    writers = real_writers.load()
+    writers = real_writers.load(args.real_writers_dir)
     users = slice(0, real_writers.SEMEION_USERS_ROWS)
     held = slice(real_writers.SEMEION_USERS_ROWS, None)
     user_pngs = real_writers.canvas_pngs(writers.semeion.x[users], seed=0)

@@ -5,8 +5,8 @@
 When at least RETRAIN_MIN_CORRECTIONS (200) corrections arrived since the champion was
 trained and since the last retrain, one run trains a challenger on them (fine-tuned from the
 champion unless --no-from-champion), publishes it, serves it as label canary and judges it
-with `promote`'s gate: MNIST test, the drawn digits, the real writers and the held-out
-corrections, each within --tolerance of the champion. It then promotes it, or keeps the
+with `promote`'s gate: every figure promote compares with the champion (MNIST test, the drawn
+digits, the held-out corrections, ...) within --tolerance. It then promotes it, or keeps the
 champion, takes the canary down and says why. Otherwise it does nothing.
 
 Every decision is visible three ways: tags on the version (`retrain.decision`,
