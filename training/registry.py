@@ -20,7 +20,6 @@ from contract import (
     RUN_ID_TAG,
     TEST_ACCURACY_TAG,
 )
-from training import models_config
 from training.config import Settings
 
 SAVED_MODEL_ARTIFACT = "saved_model"
@@ -213,6 +212,8 @@ def versions_by_number(client, settings: Settings) -> dict[int, VersionInfo]:
 
 def sync_serving_config(client, settings: Settings) -> Path | None:
     """Write models.config from the aliases: stable = champion, canary = challenger."""
+    from training import models_config  # its protos load slowly: the CLI imports this module
+
     champion = alias_version(client, settings, CHAMPION_ALIAS)
     if champion is None:
         return None

@@ -3,9 +3,11 @@
 import dataclasses
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -226,27 +228,22 @@ def test_bad_flags_are_refused_by_argparse(tmp_path, mnist_dir):
 
 def test_ctrl_c_while_training_stops_at_once_with_one_line_and_publishes_nothing(tmp_path,
                                                                                    mnist_dir):
-    """Ctrl-C a few seconds into a real run: TensorFlow still loading on a slow machine,
-    building the model, or redrawing the training digits on every core (worker threads must
-    not hold the process up)."""
+    """Ctrl-C three seconds into a real run's training, while it redraws the training digits on
+    every core (worker threads must not hold the process up); the test below covers the
+    instants before, while the libraries load."""
     settings = settings_in(tmp_path, mnist_dir)
     process = subprocess.Popen([sys.executable, "-m", "training", "train", "--profile", "quick"],
                                cwd=ROOT, env=cli_env(settings), stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
     try:
-        output = []
-        for line in process.stderr:  # MLflow creates its store once training has begun
-            output.append(line)
-            if "Creating initial MLflow database tables" in line:
-                break
+        wait_for_a_run(Path(settings.tracking_uri.removeprefix("sqlite:///")), process)
         time.sleep(3)
         process.send_signal(signal.SIGINT)
         started = time.monotonic()
-        output.append(process.stderr.read())
-        code = process.wait(timeout=60)
+        stderr = process.communicate(timeout=60)[1]
+        code = process.returncode
     finally:
         process.kill()
-    stderr = "".join(output)
     assert code in STOPPED_BY_CTRL_C, stderr[-3000:]
     assert time.monotonic() - started < 20
     assert "interrupted" in stderr and "Traceback" not in stderr
@@ -254,6 +251,23 @@ def test_ctrl_c_while_training_stops_at_once_with_one_line_and_publishes_nothing
     runs = MlflowClient(settings.tracking_uri).search_runs(
         [e.experiment_id for e in MlflowClient(settings.tracking_uri).search_experiments()])
     assert [run.info.status for run in runs] in ([], ["FAILED"])
+
+
+def wait_for_a_run(database: Path, process: subprocess.Popen, timeout: float = 300) -> None:
+    """Until the trainer's MLflow run exists: its store is whole (a Ctrl-C while MLflow creates
+    its tables leaves a store MLflow cannot open) and training has begun. Read with sqlite3, so
+    this test's own client does not race the trainer to create the tables."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+                if db.execute("SELECT count(*) FROM runs").fetchone()[0]:
+                    return
+        except sqlite3.OperationalError:
+            pass  # no file or no runs table yet
+        time.sleep(0.2)
+    raise AssertionError(f"the trainer began no MLflow run in {timeout} s "
+                         f"(exit code {process.poll()})")
 
 
 @pytest.mark.parametrize("delay", [0.2, 0.4, 0.8, 1.6])
