@@ -114,7 +114,8 @@ def _retrain_cli(settings, *args: str) -> subprocess.Popen:
                             text=True)
 
 
-def test_retrain_decides_once_survives_a_kill_and_says_why(champion, mnist, monkeypatch):
+def test_retrain_decides_once_survives_a_kill_and_says_why(champion, mnist, monkeypatch,
+                                                          capsys):
     settings, first = champion
     client = MlflowClient(settings.tracking_uri)
     base = registry.alias_version(client, settings, CHAMPION_ALIAS)
@@ -185,7 +186,11 @@ def test_retrain_decides_once_survives_a_kill_and_says_why(champion, mnist, monk
 
     monkeypatch.setenv("FEEDBACK_DB_URL", settings.feedback_db_url)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", settings.tracking_uri)
+    capsys.readouterr()
     assert cli.main(["feedback", "stats"]) == 0
+    shown = capsys.readouterr().out
+    assert f"retrain     version {promoted.version} promoted" in shown
+    assert f"retrain     version {refused.version} refused" in shown
 
 
 def test_the_lock_holds_against_a_second_retrain_and_a_dead_holder_loses_it(champion):
