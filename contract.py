@@ -70,6 +70,10 @@ DEFAULT_FEEDBACK_DB_URL = "sqlite:///mlruns/feedback.db"
 RUN_ID_TAG = "run_id"
 TEST_ACCURACY_TAG = "test_accuracy"
 CANVAS_ACCURACY_TAG = "canvas_accuracy"
+# Other people's handwriting through predict_image (training/real_writers.py): USPS test, and
+# Semeion's evaluation rows. Also the runs' metric names.
+REAL_USPS_TAG = "real_accuracy_usps"
+REAL_SEMEION_TAG = "real_accuracy_semeion"
 
 
 # MLflow's UI opens an experiment on its GenAI pages unless the link asks for model training:

@@ -11,9 +11,16 @@ With --targets it measures instead what issue 13 asks of our server, each agains
 gRPC `serving_default` batch 1 at c=1, and `predict_image` batch 1 at c=1 and c=32 with and
 without --enable_batching (serving/batching.config), printing each target with its ratio.
 
+With --c-load it times our server as the stacks run it (serving/batching.config, their
+TensorFlow threading) with Python clients and with C ones (bench/loadgen.py: wrk for REST,
+h2load for gRPC), so the figures without a Python client on the same cores sit beside them:
+`predict_image` in process (p50 at batch 1, rows/s at batch 32), REST c=1 p50 and c=32
+rows/s, gRPC with 32 calls in flight.
+
 Usage:
     .venv/bin/python bench/serving_latency.py                  # exports a model, starts ours
     .venv/bin/python bench/serving_latency.py --targets        # gRPC and batching targets
+    .venv/bin/python bench/serving_latency.py --c-load         # Python and C clients
     .venv/bin/python bench/serving_latency.py --url http://localhost:8501 \\
         --model-dir models/mnist/1                             # any running TF Serving
 """
@@ -40,7 +47,8 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.servers import model_server  # noqa: E402  (the repo root is put on the path above)
+from bench import loadgen  # noqa: E402  (the repo root is put on the path above)
+from bench.servers import STACK_INTRA_OP_THREADS, model_server  # noqa: E402
 from contract import IMAGE_INPUT, IMAGE_SIGNATURE, MODEL_NAME, PIXELS_INPUT  # noqa: E402
 
 BATCHES = (1, 8, 32)
@@ -65,12 +73,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--targets", action="store_true",
                         help="measure issue 13's gRPC and batching targets on our server "
                              "(default: the full matrix)")
+    parser.add_argument("--c-load", action="store_true",
+                        help="time our server with Python clients and with wrk and h2load "
+                             "(default: the full matrix, Python clients only)")
+    parser.add_argument("--seconds", type=int, default=10,
+                        help="how long each wrk run lasts, with --c-load (default: 10)")
     parser.add_argument("--tensorflow_intra_op_parallelism", type=int, default=0, metavar="N",
                         help="threads inside one TensorFlow op, for our server and the floor "
                              "alike (0: TensorFlow chooses; default: 0)")
     args = parser.parse_args(argv)
-    if args.targets and args.url:
-        parser.error("--targets starts our own server, with and without batching")
+    if (args.targets or args.c_load) and args.url:
+        parser.error("--targets and --c-load start our own server")
+    if args.c_load and not args.tensorflow_intra_op_parallelism:
+        args.tensorflow_intra_op_parallelism = STACK_INTRA_OP_THREADS  # as the stacks run it
     if args.url and not args.model_dir:
         parser.error("--url needs --model-dir: the floor calls the same SavedModel in-process")
     return args
@@ -195,6 +210,8 @@ def main(argv=None) -> int:
         model_dir = args.model_dir or export_untrained(Path(tmp))
         if args.targets:
             return targets(args, model_dir, digits)
+        if args.c_load:
+            return c_load(args, model_dir, digits)
         with contextlib.ExitStack() as stack:
             url = args.url or stack.enter_context(model_server(
                 f"--model_name={args.model}", f"--model_base_path={model_dir.parent}",
@@ -298,6 +315,66 @@ def targets(args, model_dir: Path, digits: np.ndarray) -> int:
               "cells": cells, "targets": [{"what": n, "target": g, "value": v}
                                           for n, g, v, _ in checks]}
     out = args.out.with_name("serving_targets.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {out}")
+    return 0
+
+
+PREDICT_METHOD = "/tensorflow.serving.PredictionService/Predict"
+
+
+def c_load(args, model_dir: Path, digits: np.ndarray) -> int:
+    """predict_image, batch 1, timed by Python clients and by wrk / h2load, side by side."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2
+
+    image = base64.b64decode(png_b64(digits[0]))
+    body = json.dumps({"signature_name": IMAGE_SIGNATURE,
+                       "instances": [{IMAGE_INPUT: {"b64": png_b64(digits[0])}}]}).encode()
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = args.model
+    request.model_spec.signature_name = IMAGE_SIGNATURE
+    request.inputs[IMAGE_INPUT].CopyFrom(tf.make_tensor_proto([image], dtype=tf.string))
+    floor_1 = floor(model_dir, IMAGE_SIGNATURE, {IMAGE_INPUT: np.array([image], object)}, 1,
+                    args.requests)
+    floor_32 = floor(model_dir, IMAGE_SIGNATURE, {IMAGE_INPUT: np.array(
+        [base64.b64decode(png_b64(d)) for d in digits[:32]], object)}, 32, args.requests)
+    loaded = max(args.requests, 320)
+    flags = ["--enable_batching",
+             f"--batching_parameters_file={ROOT / 'serving' / 'batching.config'}",
+             f"--monitoring_config_file={ROOT / 'serving' / 'monitoring.config'}"]
+    cells = {}
+    with model_server(f"--model_name={args.model}", f"--model_base_path={model_dir.parent}",
+                      *flags, *server_flags(args), model_name=args.model) as (url, target):
+        predict_url = f"{url}/v1/models/{args.model}:predict"
+        metrics_url = f"{url}/monitoring/prometheus/metrics"
+        cells["REST c=1"] = (served(predict_url, body, 1, args.requests, 1),
+                             loadgen.wrk(predict_url, body, 1, args.seconds))
+        cells["REST c=32"] = (served(predict_url, body, 32, loaded, 1),
+                              loadgen.wrk(predict_url, body, 32, args.seconds))
+        loadgen.h2load(target, PREDICT_METHOD, request.SerializeToString(), 32, 64,
+                       metrics_url)  # warm-up
+        cells["gRPC 32 in flight"] = (
+            grpc_served(target, request, 32, loaded, 1),
+            loadgen.h2load(target, PREDICT_METHOD, request.SerializeToString(), 32,
+                           10 * loaded, metrics_url))
+    print(f"\npredict_image, batch 1 (a 28x28 PNG), our server with serving/batching.config and "
+          f"--tensorflow_intra_op_parallelism={args.tensorflow_intra_op_parallelism}; "
+          f"{os.cpu_count()} CPUs shared by server and client")
+    print(f"in process: p50 {floor_1['p50_ms']:.2f} ms at batch 1, "
+          f"{floor_32['rows_per_s']:.0f} rows/s at batch 32 (one calling thread)")
+    print(f"{'':20} {'Python client':>30}   {'C client (wrk, h2load)':>30}")
+    for name, (python, native) in cells.items():
+        python_rate = python["rows_per_s"]
+        print(f"{name:20} {python['p50_ms']:8.2f} ms p50 {python_rate:8.0f} rows/s "
+              f"err {python['errors']:<3}  {native['p50_ms']:8.2f} ms p50 "
+              f"{native['per_s']:8.0f} rows/s err {native['errors']}")
+    report = {"host": platform.node(), "cpus": os.cpu_count(),
+              "floor": {"batch_1": floor_1, "batch_32": floor_32},
+              "cells": {name: {"python": python, "c": native}
+                        for name, (python, native) in cells.items()}}
+    out = args.out.with_name("serving_c_load.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
     print(f"wrote {out}")

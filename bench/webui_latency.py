@@ -9,9 +9,12 @@ Three ways to get a digit from a PNG, timed in one run on the same images:
 
 Each is warmed up, then sent --requests requests at each --concurrency; the script prints
 p50/p99 latency, throughput and error counts, the ratios between the three, and writes JSON.
+With --c-load each target is also driven by wrk (bench/loadgen.py, one body, --seconds per
+concurrency), so the figures without a Python client on the same cores are printed beside.
 
 Usage:
     python bench/webui_latency.py --models-config /path/to/models.config --requests 200
+    python bench/webui_latency.py --models-config ... --targets direct webui --c-load
 
 The models.config's base_path must exist on this machine (compose's models/models.config
 names the container path /models/mnist). Not run by CI: numbers depend on the machine.
@@ -39,6 +42,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import loadgen  # noqa: E402
 from bench.servers import (  # noqa: E402
     LOOPBACK,
     STACK_INTRA_OP_THREADS,
@@ -84,6 +88,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--targets", nargs="+", default=["direct", "webui", "seed"],
                         choices=["direct", "webui", "seed"],
                         help="what to time (default: all three)")
+    parser.add_argument("--c-load", action="store_true",
+                        help="also drive each target with wrk (default: Python clients only)")
+    parser.add_argument("--seconds", type=int, default=10,
+                        help="how long each wrk run lasts, with --c-load (default: 10)")
     parser.add_argument("--out", default="results/webui_latency.json",
                         help="where to write the JSON results (default: %(default)s)")
     parser.add_argument("--tensorflow_intra_op_parallelism", type=int,
@@ -251,7 +259,7 @@ def main(argv=None) -> None:
         serve_seed(args.serve_seed, args.saved_model)
         return
     pngs = test_pngs(args.mnist_dir or os.environ.get("MNIST_DIR") or str(DEFAULT_MNIST))
-    rows = []
+    rows, c_rows = [], []
     with ExitStack() as stack:
         urls = start_servers(args, stack)
         for target in args.targets:
@@ -262,7 +270,14 @@ def main(argv=None) -> None:
                 rows.append(row)
                 print(f"{target:>6}  c={c:<3} p50 {row['p50_ms']:8.1f} ms  "
                       f"p99 {row['p99_ms']:8.1f} ms  {row['throughput_rps']:7.1f} req/s  "
-                      f"errors {row['errors']}", flush=True)
+                      f"errors {row['errors']}  (Python client)", flush=True)
+                if args.c_load:
+                    native = loadgen.wrk(urls[target], json.dumps(payloads[0]).encode(), c,
+                                         args.seconds)
+                    c_rows.append({"target": target, "concurrency": c, **native})
+                    print(f"{target:>6}  c={c:<3} p50 {native['p50_ms']:8.1f} ms  "
+                          f"p99 {native['p99_ms']:8.1f} ms  {native['per_s']:7.1f} req/s  "
+                          f"errors {native['errors']}  (wrk)", flush=True)
     ratios = compare(rows)
     print("\nratios (webui/direct: the proxy's cost; seed/webui: what replacing the seed bought)")
     for entry in ratios:
@@ -275,6 +290,7 @@ def main(argv=None) -> None:
         "settings": {k: v for k, v in vars(args).items()
                      if k not in ("serve_seed", "saved_model")},
         "rows": rows,
+        "wrk_rows": c_rows,
         "ratios": ratios,
     }
     out = Path(args.out)

@@ -107,15 +107,19 @@ class Correction:
 
 def make_engine(url: str, durable: bool = True) -> sa.Engine:
     """An engine for `url` (connects nothing yet); SQLite gets WAL, a wait, and
-    synchronous=FULL, or NORMAL (safe from a crash, not from a power cut) if not `durable`."""
+    synchronous=FULL. Not `durable`: commits do not wait for the disk (SQLite synchronous=NORMAL,
+    PostgreSQL synchronous_commit=off), safe from a crash, not from a power cut."""
     parsed = sa.make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = sa.create_engine(parsed, connect_args={"timeout": 10})
         sa.event.listen(engine, "connect",
                         functools.partial(_sqlite_pragmas, "FULL" if durable else "NORMAL"))
         return engine
-    connect_args = {"connect_timeout": CONNECT_TIMEOUT_S} if parsed.get_backend_name() == \
-        "postgresql" else {}
+    connect_args = {}
+    if parsed.get_backend_name() == "postgresql":
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
+        if not durable:
+            connect_args["options"] = "-c synchronous_commit=off"
     return sa.create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
 
 
@@ -133,8 +137,7 @@ class FeedbackStore:
     def __init__(self, url: str):
         self.url = url
         self.engine = make_engine(url)
-        sqlite = self.engine.url.get_backend_name() == "sqlite"
-        self.pending_engine = make_engine(url, durable=False) if sqlite else self.engine
+        self.pending_engine = make_engine(url, durable=False)  # answers, not corrections
         self._migrated = False
         self._lock = threading.Lock()
 
@@ -228,8 +231,6 @@ class FeedbackStore:
         self.migrate()
         try:
             with self.pending_engine.begin() as connection:
-                if self.engine.url.get_backend_name() == "postgresql":
-                    connection.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                 connection.execute(pending_answers.insert().values(
                     **_answer_columns(answer), expires_at=expires_at))
         except SQLAlchemyError as e:
@@ -255,7 +256,7 @@ class FeedbackStore:
         """Delete the answers that expired before `now`; return how many went."""
         self.migrate()
         try:
-            with self.engine.begin() as connection:
+            with self.pending_engine.begin() as connection:
                 return connection.execute(pending_answers.delete().where(
                     pending_answers.c.expires_at < now)).rowcount
         except SQLAlchemyError as e:

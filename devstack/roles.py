@@ -125,6 +125,7 @@ def serving(config: StackConfig) -> Role:
 
 
 def webui(config: StackConfig) -> Role:
+    """The web UI on loopback; FEEDBACK*, WEBUI_ALLOWED_HOSTS and the like it inherits."""
     url = f"http://{LOOPBACK}:{config.webui_port}/readyz"
 
     def ready() -> str | None:

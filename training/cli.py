@@ -70,6 +70,10 @@ def _add_training_flags(parser: argparse.ArgumentParser, profile_default: str) -
                         help="redraw along a skeleton with thinning's spurs pruned and its pixel "
                              "staircase smoothed, whose strokes run on past their ends "
                              + default("refine"))
+    parser.add_argument("--real", action=argparse.BooleanOptionalAction,
+                        help="add USPS train (7,291 digits by other writers, drawn on the canvas "
+                             "and normalised as the served graph does) to the training images "
+                             + default("real"))
     parser.add_argument("--train-limit", type=_positive_int,
                         help="train on the first N shuffled images (default: all 60,000)")
     parser.add_argument("--seed", type=int, help="random seed (default: 0)")
@@ -110,10 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="registered version (default: the newest)")
     promote.add_argument("--min-accuracy", type=_fraction, default=DEFAULT_MIN_ACCURACY,
                          help="refuse below this test accuracy (default: %(default)s)")
-    promote.add_argument("--tolerance", type=_fraction,
-                         help="refuse a version worse than the champion on MNIST test or on "
-                              "the drawn digits by more than this fraction (default: 0.001, "
-                              "0.1 point; training.registry.DEFAULT_TOLERANCE)")
+    promote.add_argument("--tolerance", type=_fraction, default=DEFAULT_TOLERANCE,
+                         help="refuse a version worse than the champion on MNIST test, the "
+                              "drawn digits, USPS test or Semeion by more than this fraction "
+                              "(default: %(default)s, 0.1 point)")
     promote.add_argument("--canary", action="store_true",
                          help="make it the challenger (label canary) instead of the champion")
     promote.add_argument("--force", action="store_true",
@@ -197,6 +201,8 @@ def cmd_train(settings, args) -> int:
           f"\nversion        {settings.model_name} v{result.version}"
           f"\ntest accuracy  {result.test_accuracy:.4f}"
           f"\ndrawn digits   {_percent(result.canvas_accuracy)} (canvas_accuracy)"
+          f"\nreal writers   USPS test {_percent(result.real_accuracy_usps)}, Semeion "
+          f"{_percent(result.real_accuracy_semeion)} (real_accuracy_usps, _semeion)"
           f"\npublished      {result.published_dir}"
           f"\nMLflow         {_mlflow_hint(settings, result)}"
           f"\nnext           python -m training promote --version {result.version}")
@@ -206,9 +212,8 @@ def cmd_train(settings, args) -> int:
 def cmd_promote(settings, args) -> int:
     from training import registry
 
-    tolerance = registry.DEFAULT_TOLERANCE if args.tolerance is None else args.tolerance
     row = registry.promote(settings, args.version, args.min_accuracy, args.canary, args.force,
-                           tolerance=tolerance)
+                           tolerance=args.tolerance)
     label = "canary (challenger)" if args.canary else "stable (champion)"
     if args.force:
         print(f"--force: skipped the accuracy floor ({args.min_accuracy}) and the comparison "
@@ -225,11 +230,12 @@ def cmd_list(settings, args) -> int:
     if not rows:
         print("no registered versions yet: python -m training train")
         return 0
-    print(f"{'version':>7}  {'accuracy':>8}  {'drawn':>7}  {'published':9}  {'aliases':20}  "
-          "run id")
+    print(f"{'version':>7}  {'accuracy':>8}  {'drawn':>7}  {'USPS':>7}  {'Semeion':>7}  "
+          f"{'published':9}  {'aliases':20}  run id")
     for row in rows:
         accuracy = f"{row.test_accuracy:.4f}" if row.test_accuracy is not None else "-"
         print(f"{row.version:>7}  {accuracy:>8}  {_percent(row.canvas_accuracy):>7}  "
+              f"{_percent(row.real_accuracy_usps):>7}  {_percent(row.real_accuracy_semeion):>7}  "
               f"{'yes' if row.published else 'no':9}  {','.join(row.aliases) or '-':20}  "
               f"{row.run_id}")
     return 0
@@ -363,6 +369,7 @@ def _run(args: argparse.Namespace) -> int:
     from training.config import Settings
     from training.data import MnistError
     from training.feedback import FeedbackError
+    from training.real_writers import RealWritersError
     from training.registry import PromotionRefused, RegistryError
     from training.tracking import TrackingError
 
@@ -371,7 +378,8 @@ def _run(args: argparse.Namespace) -> int:
     except PromotionRefused as err:
         print(f"promotion refused: {err}", file=sys.stderr)
         return 1
-    except (MnistError, TrackingError, RegistryError, FeedbackError, ValueError) as err:
+    except (MnistError, RealWritersError, TrackingError, RegistryError, FeedbackError,
+            ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 

@@ -38,15 +38,16 @@ def misclassified_figure(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndar
                          sources: np.ndarray | None = None) -> Figure:
     """A grid of the first `limit` wrong digits, titled true/predicted.
 
-    sources: for redrawn digits, the image each was drawn from, shown on its left: whether
-    the mistake is the model's or the drawing's is then plain to see.
+    sources: for redrawn digits, the image each was drawn from, shown on its left (scaled to
+    the images' height): whether the mistake is the model's or the drawing's is then plain.
     """
     wrong = np.flatnonzero(y_true != y_pred)
     shown = wrong[:limit]
     pictures = images[shown]
     if sources is not None:
+        sources = _scaled(sources[shown], images.shape[1])
         gap = np.full((len(shown), images.shape[1], 2), 128, images.dtype)
-        pictures = np.concatenate([sources[shown], gap, pictures], axis=2)
+        pictures = np.concatenate([sources, gap, pictures], axis=2)
     cols = 6
     rows = max(1, -(-len(shown) // cols))
     aspect = pictures.shape[2] / pictures.shape[1]
@@ -58,6 +59,17 @@ def misclassified_figure(images: np.ndarray, y_true: np.ndarray, y_pred: np.ndar
         ax.set_title(f"true {y_true[index]} / pred {y_pred[index]}", fontsize=8)
         ax.axis("off")
     return fig
+
+
+def _scaled(images: np.ndarray, side: int) -> np.ndarray:
+    """Square images scaled to side x side (bilinear), for showing beside others."""
+    if images.shape[1] == side:
+        return images
+    from PIL import Image
+
+    return np.stack([np.asarray(Image.fromarray(image).resize((side, side),
+                                                              Image.Resampling.BILINEAR))
+                     for image in images] or [np.zeros((side, side), images.dtype)])[:len(images)]
 
 
 def learning_curves_figure(history: dict[str, list[float]]) -> Figure:

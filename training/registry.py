@@ -15,15 +15,19 @@ from contract import (
     CANVAS_ACCURACY_TAG,
     CHALLENGER_ALIAS,
     CHAMPION_ALIAS,
+    REAL_SEMEION_TAG,
+    REAL_USPS_TAG,
     RUN_ID_TAG,
     TEST_ACCURACY_TAG,
 )
-from training import models_config
 from training.config import Settings
 
 SAVED_MODEL_ARTIFACT = "saved_model"
 # What the gate compares with the champion: the version tag, and how the refusal names it.
-GATED = {TEST_ACCURACY_TAG: "MNIST test", CANVAS_ACCURACY_TAG: "the drawn digits"}
+# Versions registered before a tag existed lack it: that comparison is skipped for them.
+GATED = {TEST_ACCURACY_TAG: "MNIST test", CANVAS_ACCURACY_TAG: "the drawn digits",
+         REAL_USPS_TAG: "USPS test (real writers)",
+         REAL_SEMEION_TAG: "Semeion (real writers never trained on)"}
 DEFAULT_TOLERANCE = 0.001  # 0.1 point: closer than that is noise between two runs
 DEFAULT_MIN_ACCURACY = 0.98  # MNIST test accuracy below which no version is promoted
 
@@ -44,6 +48,8 @@ class VersionInfo:
     canvas_accuracy: float | None
     aliases: tuple[str, ...]
     published: bool
+    real_accuracy_usps: float | None = None
+    real_accuracy_semeion: float | None = None
 
 
 def _versions(client, settings: Settings) -> list:
@@ -107,6 +113,8 @@ def versions(client, settings: Settings) -> list[VersionInfo]:
             version=int(full.version), run_id=full.run_id,
             test_accuracy=tagged.get(TEST_ACCURACY_TAG),
             canvas_accuracy=tagged.get(CANVAS_ACCURACY_TAG),
+            real_accuracy_usps=tagged.get(REAL_USPS_TAG),
+            real_accuracy_semeion=tagged.get(REAL_SEMEION_TAG),
             aliases=tuple(sorted(full.aliases)),
             published=(Path(settings.base_dir) / str(full.version)).is_dir(),
         ))
@@ -135,15 +143,14 @@ def worse_than(candidate: VersionInfo, champion: VersionInfo,
 
 
 def promote(settings: Settings, version: int | None = None,
-            min_accuracy: float = DEFAULT_MIN_ACCURACY,
-            canary: bool = False, force: bool = False, client=None,
-            tolerance: float = DEFAULT_TOLERANCE) -> VersionInfo:
+            min_accuracy: float = DEFAULT_MIN_ACCURACY, canary: bool = False,
+            force: bool = False, client=None, tolerance: float = DEFAULT_TOLERANCE) -> VersionInfo:
     """Gate a version, then set `champion` (or `challenger`) and rewrite models.config.
 
     The gate refuses a version that is not published, below min_accuracy, or (for champion)
-    worse than the current champion by more than `tolerance` on MNIST test or on the drawn
-    digits. `force` skips both accuracy checks: it is the rollback to any registered,
-    published version the user names.
+    worse than the current champion by more than `tolerance` on any of GATED (MNIST test, the
+    drawn digits, the two real-writer sets). `force` skips both accuracy checks: it is the
+    rollback to any registered, published version the user names.
     """
     from training import tracking
 
@@ -205,6 +212,8 @@ def versions_by_number(client, settings: Settings) -> dict[int, VersionInfo]:
 
 def sync_serving_config(client, settings: Settings) -> Path | None:
     """Write models.config from the aliases: stable = champion, canary = challenger."""
+    from training import models_config  # its protos load slowly: the CLI imports this module
+
     champion = alias_version(client, settings, CHAMPION_ALIAS)
     if champion is None:
         return None

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from training import canvas, drawn, feedback, finetune, registry, tracking
+from contract import REAL_SEMEION_TAG, REAL_USPS_TAG
+from training import canvas, drawn, feedback, finetune, real_writers, registry, tracking
 from training import data as mnist_data
 from training.config import Settings
 from training.profiles import DEFAULT_PROFILE, Hyperparams, hyperparams, run_name
@@ -29,6 +30,8 @@ class TrainResult:
     test_accuracy: float
     canvas_accuracy: float
     published_dir: Path
+    real_accuracy_usps: float | None = None
+    real_accuracy_semeion: float | None = None
 
 
 def split(mnist: mnist_data.Mnist, limit: int | None, seed: int):
@@ -179,6 +182,9 @@ def run(settings: Settings, *, profile: str = DEFAULT_PROFILE, verbose: int = 1,
     train, val = split(mnist, hp.train_limit, hp.seed)
     corrections = feedback.prepare(settings, use_feedback)
     weighted = feedback.weighted(corrections, use_feedback, feedback_weight)
+    writers = real_writers.load(settings.real_writers_dir)
+    real_sets = real_writers.eval_sets(writers)
+    train = real_writers.extend(train, writers, hp.real, hp.seed)
     client = tracking.connect(settings)
     registry.check_publishable(client, settings)
 
@@ -206,6 +212,7 @@ def run(settings: Settings, *, profile: str = DEFAULT_PROFILE, verbose: int = 1,
                            "from_champion": start.version if start else "no"})
         _log_datasets(mnist, train, drawn_digits)
         feedback.log_inputs(corrections, use_feedback)
+        real_writers.log_inputs(writers, real_sets, hp.real)
         mlflow.log_text("\n".join(_summary_lines(net)), "model_summary.txt")
 
         logger = _epoch_logger()
@@ -220,19 +227,25 @@ def run(settings: Settings, *, profile: str = DEFAULT_PROFILE, verbose: int = 1,
 
         with tempfile.TemporaryDirectory(prefix="digitops-export-") as tmp:
             export_dir = _export(net, Path(tmp) / "saved_model", mnist.x_test[:8])
-            drawn_result = canvas.evaluate(export_dir, drawn_digits)
-            metrics.update(drawn_result.metrics)
+            results = canvas.evaluate_sets(export_dir,
+                                           {canvas.CANVAS_METRIC: drawn_digits, **real_sets})
+            for result in results.values():
+                metrics.update(result.metrics)
             mlflow.log_metrics(metrics)
             summary = (f"{name}: MNIST test {metrics['test_accuracy']:.2%}, drawn digits "
-                       f"{metrics['canvas_accuracy']:.2%}")
+                       f"{metrics['canvas_accuracy']:.2%}, real writers: USPS test "
+                       f"{metrics[REAL_USPS_TAG]:.2%}, Semeion {metrics[REAL_SEMEION_TAG]:.2%}")
             mlflow.set_tag("mlflow.note.content", summary)  # the run's description
-            _log_figures(mnist, predicted, history.history, drawn_digits, drawn_result)
+            _log_figures(mnist, predicted, history.history, drawn_digits,
+                         results[canvas.CANVAS_METRIC])
+            real_writers.log_figures(real_sets, results)
             mlflow.log_artifacts(str(export_dir), artifact_path="saved_model")
             version = registry.register(client, settings, run_id, active.info.artifact_uri,
                                         metrics, description=summary)
             published = registry.publish(export_dir, settings, version)
     return TrainResult(run_id, active.info.experiment_id, version, metrics["test_accuracy"],
-                       metrics["canvas_accuracy"], published)
+                       metrics["canvas_accuracy"], published, metrics[REAL_USPS_TAG],
+                       metrics[REAL_SEMEION_TAG])
 
 
 def _export(net, export_dir: Path, sample_pixels: np.ndarray) -> Path:

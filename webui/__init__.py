@@ -15,11 +15,14 @@ Environment (read when `create_app` runs, not at import):
     CHALLENGER_TIMEOUT   seconds the answer waits at most for label canary's (default 0.3)
     FEEDBACK             on/off: corrections on the page and POST /api/feedback (default on)
     FEEDBACK_DB_URL      SQLAlchemy URL of the feedback store (default sqlite:///mlruns/feedback.db)
+    WEBUI_ALLOWED_HOSTS  Host headers answered, comma-separated, `*` for any text (default: the
+                         loopback names and the bind address, with any port; webui/hosts.py)
     MLFLOW_TRACKING_USERNAME, MLFLOW_TRACKING_PASSWORD  for an MLflow behind basic-auth
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Mapping
@@ -62,11 +65,12 @@ DEFAULTS = {
     # PNG bytes one replica keeps in the store per window (past it answers are kept without):
     # a pod at its HPA target, ~45 canvas PNGs of ~12 KB a second for 15 minutes, fits.
     "PENDING_MAX_BYTES": 512 * 1024 * 1024,
+    "WEBUI_ALLOWED_HOSTS": "",  # empty: the loopback names and the bind address
 }
 ENV_VARS = ("TF_SERVING_URL", "MODEL_NAME", "MODEL_LABEL", "TF_SERVING_TIMEOUT",
             "MLFLOW_TRACKING_URI", "MLFLOW_UI_URL",
             "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "CONFIDENCE_THRESHOLD",
-            "CHALLENGER_TIMEOUT", "FEEDBACK", "FEEDBACK_DB_URL")
+            "CHALLENGER_TIMEOUT", "FEEDBACK", "FEEDBACK_DB_URL", "WEBUI_ALLOWED_HOSTS")
 SWITCH = {"on": True, "true": True, "1": True, "yes": True,
           "off": False, "false": False, "0": False, "no": False}
 
@@ -105,10 +109,13 @@ def load_config(test_config: Mapping | None = None, environ: Mapping | None = No
     return config
 
 
-def create_app(test_config: Mapping | None = None) -> Flask:
-    """Build the web UI app; `test_config` overrides the defaults and the environment."""
+def create_app(test_config: Mapping | None = None, bind_host: str | None = None) -> Flask:
+    """Build the web UI app; `test_config` overrides the defaults and the environment.
+
+    `bind_host` is the address the server listens on: a Host it may be reached by.
+    """
     from corrections.store import FeedbackStore
-    from webui import api, openapi, ops, pages
+    from webui import api, hosts, openapi, ops, pages
     from webui.challenger import Challenger
     from webui.metrics import Metrics
     from webui.pending import Pending
@@ -142,6 +149,9 @@ def create_app(test_config: Mapping | None = None) -> Flask:
     app.extensions["webui.pending"] = Pending(store, app.config["FEEDBACK_WINDOW_SECONDS"],
                                               app.config["PENDING_MAX_BYTES"])
     Metrics().init_app(app)
+    app.extensions["webui.hosts"] = hosts.AllowedHosts(app.config["WEBUI_ALLOWED_HOSTS"],
+                                                       bind_host)
+    app.before_request(_refuse_unknown_hosts)  # after the metrics' own: refusals are counted
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
@@ -157,6 +167,18 @@ def _mlflow_auth(config: Mapping) -> tuple[str, str] | None:
     """MLflow's own client variables, so one pair of settings serves the trainer and the UI."""
     user = config.get("MLFLOW_TRACKING_USERNAME")
     return (user, config.get("MLFLOW_TRACKING_PASSWORD", "")) if user else None
+
+
+def _refuse_unknown_hosts():
+    """Answer 400 to a Host not in WEBUI_ALLOWED_HOSTS (DNS rebinding); probes pass."""
+    from webui.hosts import ANY_HOST_PATHS
+
+    if request.path in ANY_HOST_PATHS or current_app.extensions["webui.hosts"].allows(
+            request.host):
+        return None
+    host = json.dumps(request.host[:100]) if request.host else messages.NO_VALID_HOST
+    log.warning("refused Host %s on %s %s", host, request.method, request.path)
+    return jsonify(error=messages.HOST_NOT_ALLOWED.format(host=host)), 400
 
 
 def _security_headers(response):

@@ -43,6 +43,9 @@ STORE_DOWN = ("The feedback store is not available ({detail}); nothing was store
               "the correction again.")
 FEEDBACK_OFF = "Feedback is turned off on this server (FEEDBACK=off)."
 
+HOST_NOT_ALLOWED = ("This web UI is not served under the name {host}: use the address its "
+                    "operator gave you. Operators: add the name to WEBUI_ALLOWED_HOSTS.")
+NO_VALID_HOST = "(none: the Host header is missing or not a valid host)"
 NOT_FOUND = "There is no such API endpoint."
 METHOD_NOT_ALLOWED = "This API endpoint does not accept {method} requests."
 BAD_REQUEST = "The request could not be understood."

@@ -131,9 +131,12 @@ def test_a_queue_of_waiting_requests_logs_one_warning_not_one_per_request(api, t
 GARBAGE = {"b64": base64.b64encode(b"not an image, just bytes").decode()}
 
 
-def test_a_bad_image_fails_only_its_own_request(api, rpc, mnist):
+def test_a_bad_image_fails_only_its_own_request(api, rpc, mnist, target):
     """64 concurrent requests, every fourth undecodable: batched together, yet only the bad
     ones fail, each with its own 400 (REST) or INVALID_ARGUMENT (gRPC)."""
+    if not target.local:
+        pytest.skip("TF Serving fails every request of the batch a bad image joined; "
+                    "ours, on purpose, only the bad one (serving/README.md)")
     good = png(mnist.x_test[0])
     bodies = [GARBAGE if i % 4 == 3 else good for i in range(64)]
 

@@ -64,8 +64,11 @@ def test_the_trainer_and_the_run_links_work_with_credentials(mlflow_url, tmp_pat
                   "--epochs", "1")
     assert trained.returncode == 0, trained.stderr[-3000:]
 
-    link = create_app({"MLFLOW_TRACKING_URI": mlflow_url}).extensions["webui.runs"].find("1")
+    runs = create_app({"MLFLOW_TRACKING_URI": mlflow_url}).extensions["webui.runs"]
+    runs.wait = 30  # the test waits for the background lookup to end, either way
+    link = runs.find("1")
     assert link is not None and link.run_id in trained.stdout
     monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD")
     anonymous = create_app({"MLFLOW_TRACKING_URI": mlflow_url}).extensions["webui.runs"]
+    anonymous.wait = 30
     assert anonymous.find("1") is None  # without the password, no link (and no error)

@@ -1,4 +1,5 @@
-"""The promote gate compares a version with the champion on MNIST test and the drawn digits."""
+"""The promote gate compares a version with the champion on MNIST test, the drawn digits and
+the real writers (USPS test, Semeion)."""
 
 import shutil
 from dataclasses import replace
@@ -8,7 +9,7 @@ import mlflow
 import pytest
 from mlflow import MlflowClient
 
-from contract import CHALLENGER_ALIAS, CHAMPION_ALIAS
+from contract import CHALLENGER_ALIAS, CHAMPION_ALIAS, REAL_SEMEION_TAG, REAL_USPS_TAG
 from corrections.store import FeedbackStore
 from tests.contract import repository
 from training import registry, tracking
@@ -19,7 +20,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def versions(tmp_path_factory):
-    """A real MLflow store; `add(test, canvas)` registers and publishes a version with them.
+    """A real MLflow store; `add(test, canvas, **real)` registers and publishes a version with
+    them (real: real_accuracy_usps, real_accuracy_semeion; left out, as versions had before).
 
     One store for the module (creating one takes seconds); each test crowns its own champion.
     """
@@ -37,19 +39,18 @@ def versions(tmp_path_factory):
     loadable = tmp_path / "half_plus_two"
     repository.half_plus_two()(loadable)  # any SavedModel will do: the gate reads the tags
 
-    def add(test_accuracy: float, canvas_accuracy: float, write=None) -> int:
+    def add(test_accuracy: float, canvas_accuracy: float, write=None, **real: float) -> int:
+        metrics = {"test_accuracy": test_accuracy, "canvas_accuracy": canvas_accuracy, **real}
         with mlflow.start_run(experiment_id=experiment) as run:
-            mlflow.log_metrics({"test_accuracy": test_accuracy,
-                                "canvas_accuracy": canvas_accuracy})
+            mlflow.log_metrics(metrics)
         version = registry.register(client, settings, run.info.run_id, run.info.artifact_uri,
-                                    {"test_accuracy": test_accuracy,
-                                     "canvas_accuracy": canvas_accuracy})
+                                    metrics)
         folder = Path(settings.base_dir) / str(version)
         (write or (lambda path: shutil.copytree(loadable, path)))(folder)
         return version
 
-    def crown(test_accuracy: float, canvas_accuracy: float) -> int:
-        version = add(test_accuracy, canvas_accuracy)
+    def crown(test_accuracy: float, canvas_accuracy: float, **real: float) -> int:
+        version = add(test_accuracy, canvas_accuracy, **real)
         registry.promote(settings, version, force=True)
         return version
 
@@ -113,3 +114,35 @@ def test_refuses_when_it_cannot_see_the_held_out_corrections(versions, tmp_path)
         registry.promote(blind, better)
     assert champion(versions.settings) == first
     assert registry.promote(versions.settings, better).version == better
+
+
+REAL = {REAL_USPS_TAG: 0.978, REAL_SEMEION_TAG: 0.940}
+
+
+@pytest.mark.parametrize("tag, what", [(REAL_USPS_TAG, "USPS test"),
+                                       (REAL_SEMEION_TAG, "Semeion")])
+def test_refuses_a_version_worse_on_a_real_writer_set_and_says_which(versions, tag, what):
+    first = versions.crown(0.990, 0.980, **REAL)
+    worse = versions(0.992, 0.982, **{**REAL, tag: REAL[tag] - 0.006})  # better on MNIST
+    with pytest.raises(registry.PromotionRefused) as refused:
+        registry.promote(versions.settings, worse)
+    message = str(refused.value)
+    assert f"on {what}" in message and "(0.60 points worse)" in message
+    assert "MNIST test" not in message and "drawn digits" not in message
+    assert champion(versions.settings) == first
+
+
+def test_accepts_a_version_equal_on_the_real_writers(versions):
+    versions.crown(0.990, 0.980, **REAL)
+    equal = versions(0.990, 0.980, **REAL)
+    assert registry.promote(versions.settings, equal).aliases == (CHAMPION_ALIAS,)
+
+
+def test_a_champion_from_before_the_real_writers_is_compared_on_the_rest(versions):
+    """Versions registered before the real-writer tags existed still gate, and promote."""
+    versions.crown(0.990, 0.980)
+    newer = versions(0.991, 0.981, **REAL)
+    assert registry.promote(versions.settings, newer).real_accuracy_semeion == pytest.approx(
+        REAL[REAL_SEMEION_TAG])
+    older = versions(0.991, 0.981)
+    assert registry.promote(versions.settings, older).real_accuracy_usps is None

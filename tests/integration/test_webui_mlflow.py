@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.images import canvas_png, data_url
-from tests.support.servers import free_port
+from tests.support.servers import free_port, until_linked
 from webui import create_app
 
 pytestmark = pytest.mark.integration
@@ -26,7 +26,7 @@ def test_the_answer_links_the_run_that_trained_the_model(serving_url, mlflow_url
     app = create_app({"TF_SERVING_URL": serving_url, "MLFLOW_TRACKING_URI": mlflow_url,
                       "MLFLOW_UI_URL": UI_URL})
     client = app.test_client()
-    run = client.post("/api/predict", json=image).get_json()["model"]["run"]
+    run = until_linked(lambda: client.post("/api/predict", json=image).get_json())["model"]["run"]
     assert run["run_id"] == stack.run_id
     experiment = run["experiment_id"]
     assert run["url"] == (f"{UI_URL}/#/experiments/{experiment}/runs/{stack.run_id}"

@@ -131,6 +131,22 @@ def test_web_ui_talks_to_serving_and_mlflow_by_their_service_names(overlay, comp
     assert paths == {"/readyz", "/healthz"}
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_web_ui_answers_its_ingress_service_and_port_forward_names_only(overlay):
+    from webui.hosts import AllowedHosts
+
+    docs = render(overlay)
+    container = _container(find(docs, "Deployment", "webui")["spec"]["template"]["spec"])
+    hosts = AllowedHosts(env(container)["WEBUI_ALLOWED_HOSTS"])
+    ingress = [rule["host"] for d in docs if d["kind"] == "Ingress"
+               for rule in d["spec"]["rules"] if d["metadata"]["name"] == "webui"]
+    namespace = find(docs, "Deployment", "webui")["metadata"].get("namespace", "digitops")
+    names = [*ingress, "webui", f"webui:{WEBUI_PORT}", f"webui.{namespace}.svc:{WEBUI_PORT}",
+             f"webui.{namespace}.svc.cluster.local", f"localhost:{WEBUI_PORT}"]
+    assert [n for n in names if not hosts.allows(n)] == []
+    assert not hosts.allows("rebind.example") and not hosts.allows(f"10.244.0.7:{WEBUI_PORT}")
+
+
 def _flag(args: list[str], name: str) -> str:
     (value,) = [a.partition("=")[2] for a in args if a.startswith(f"--{name}=")]
     return value

@@ -29,7 +29,7 @@ import requests
 
 from devstack.ports import is_taken
 from tests.support.images import canvas_png
-from tests.support.servers import ROOT, free_port
+from tests.support.servers import ROOT, free_port, until_linked
 
 pytestmark = pytest.mark.e2e
 
@@ -189,7 +189,9 @@ def test_ui_predicts_with_the_served_version(stack, digit):
     response = requests.post(f"http://127.0.0.1:{stack.ports.webui}/api/predict",
                              json={"image": base64.b64encode(png).decode()}, timeout=30)
     assert response.status_code == 200, response.text
-    body = response.json()
+    body = until_linked(lambda: requests.post(f"http://127.0.0.1:{stack.ports.webui}/api/predict",
+                                              json={"image": base64.b64encode(png).decode()},
+                                              timeout=30).json())
     assert body["model"]["version"] == "1"
     assert body["model"]["label"] == "stable"
     assert body["digit"] in range(10) and len(body["probabilities"]) == 10
@@ -209,8 +211,9 @@ def test_mlflow_registry_and_run_behind_version_1(stack, digit):
                        timeout=10).json()["run"]
     assert run["info"]["status"] == "FINISHED"
     assert {p["key"]: p["value"] for p in run["data"]["params"]}["train_limit"] == "2000"
-    ui = requests.post(f"http://127.0.0.1:{stack.ports.webui}/api/predict",
-                       json={"image": base64.b64encode(digit[2]).decode()}, timeout=30).json()
+    ui = until_linked(lambda: requests.post(f"http://127.0.0.1:{stack.ports.webui}/api/predict",
+                                            json={"image": base64.b64encode(digit[2]).decode()},
+                                            timeout=30).json())
     assert ui["model"]["run"]["run_id"] == version["run_id"]  # the UI names the same run
 
 

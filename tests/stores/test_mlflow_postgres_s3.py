@@ -28,7 +28,14 @@ from devstack import roles
 from devstack.config import StackConfig
 from tests.support.images import canvas_png
 from tests.support.s3 import CREDENTIALS, s3_server
-from tests.support.servers import ROOT, free_port, local_serving, local_webui, process
+from tests.support.servers import (
+    ROOT,
+    free_port,
+    local_serving,
+    local_webui,
+    process,
+    until_linked,
+)
 from training import registry, train
 from training.config import Settings
 
@@ -155,8 +162,9 @@ def test_web_ui_links_each_answer_to_its_run(stores, settings, trained, mnist):
                         MLFLOW_UI_URL=stores.mlflow_url) as ui:
         image = base64.b64encode(canvas_png(mnist.x_test[0])).decode()
         answer = requests.post(f"{ui}/api/predict", json={"image": image}, timeout=30)
-    assert answer.status_code == 200, answer.text
-    model = answer.json()["model"]
+        assert answer.status_code == 200, answer.text
+        model = until_linked(lambda: requests.post(f"{ui}/api/predict", json={"image": image},
+                                                   timeout=30).json())["model"]
     assert (model["version"], model["label"]) == ("2", STABLE_LABEL)
     run = model["run"]
     assert run["run_id"] == second.run_id

@@ -41,6 +41,19 @@ def wait_until(ready: Callable[[], bool], timeout: float, what: str, proc=None) 
     raise TimeoutError(f"{what}: not ready after {timeout:.0f}s")
 
 
+def until_linked(predict: Callable[[], dict], timeout: float = 30) -> dict:
+    """Call `predict` until its answer links the MLflow run: the web UI looks runs up in the
+    background and answers without the link until MLflow has told it."""
+    answers: list[dict] = []
+
+    def linked() -> bool:
+        answers.append(predict())
+        return answers[-1]["model"]["run"] is not None
+
+    wait_until(linked, timeout, "an answer with its MLflow run link")
+    return answers[-1]
+
+
 @contextlib.contextmanager
 def process(args: list[str], ready: Callable[[], bool], what: str, timeout: float = 120,
             env: dict | None = None, log: Path | None = None) -> Iterator[subprocess.Popen]:
@@ -77,27 +90,28 @@ def model_available(url: str, model: str = "mnist") -> bool:
 
 @contextlib.contextmanager
 def local_serving(model_config_file: Path, port: int | None = None,
-                  log: Path | None = None) -> Iterator[str]:
+                  log: Path | None = None, flags: tuple[str, ...] = ()) -> Iterator[str]:
     """Run `python -m serving` on a models.config; yield its REST base URL once AVAILABLE.
 
     Its gRPC API gets a free port too, so servers started side by side do not collide.
+    `flags` are more of its command line, e.g. --model_config_file_poll_wait_seconds=1.
     """
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     args = [sys.executable, "-m", "serving", "--host=127.0.0.1", f"--port={free_port()}",
             f"--rest_api_port={port}",
             f"--model_config_file={model_config_file}",
-            "--file_system_poll_wait_seconds=1"]
+            "--file_system_poll_wait_seconds=1", *flags]
     with process(args, lambda: model_available(url), f"python -m serving on {port}", log=log):
         yield url
 
 
 @contextlib.contextmanager
-def local_webui(serving_url: str, **env: str) -> Iterator[str]:
-    """Run `python -m webui` on a free port in front of `serving_url`; yield its URL."""
+def local_webui(serving_url: str, *args: str, **env: str) -> Iterator[str]:
+    """Run `python -m webui ARGS` on a free port in front of `serving_url`; yield its URL."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with process([sys.executable, "-m", "webui", "--port", str(port)],
+    with process([sys.executable, "-m", "webui", "--port", str(port), *args],
                  lambda: requests.get(f"{url}/healthz", timeout=1).ok,
                  f"python -m webui on {port}", timeout=60,
                  env={"TF_SERVING_URL": serving_url, **env}):

@@ -82,6 +82,13 @@ def test_pending_answers_are_found_until_purged_and_keep_their_zone(url):
     assert store.count() == 0  # kept answers are not corrections
 
 
+def test_postgresql_commits_answers_without_waiting_and_corrections_with(postgres_url):
+    store = FeedbackStore(postgres_url)
+    for engine, expected in ((store.pending_engine, "off"), (store.engine, "on")):
+        with engine.connect() as connection:
+            assert connection.exec_driver_sql("SHOW synchronous_commit").scalar() == expected
+
+
 def test_sqlite_runs_in_wal_with_full_sync(tmp_path):
     store = FeedbackStore(f"sqlite:///{tmp_path}/feedback.db")
     store.save(answer(), None)

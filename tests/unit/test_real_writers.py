@@ -130,3 +130,17 @@ def test_canvas_drawings_are_deterministic_dark_ink_on_the_page_canvas(writers):
         rows, cols = np.nonzero(canvas < 128)
         sides.append(max(np.ptp(rows), np.ptp(cols)) / CANVAS_EXPORT_SIDE)
     assert 0.25 < min(sides) and max(sides) < 0.9 and np.ptp(sides) > 0.2  # sizes people draw
+
+
+def test_training_images_are_the_drawings_as_the_served_graph_frames_them(writers):
+    """What --real adds to training: MNIST's frame (ink in 20x20, centre of mass in the middle)."""
+    digits = writers.usps_train.rows(0, 30)
+    x, y = real_writers.training_images(digits, seed=0)
+    assert x.shape == (30, 28, 28) and x.dtype == np.uint8
+    np.testing.assert_array_equal(y, digits.y)
+    for image in x:
+        rows, cols = np.nonzero(image > 32)
+        assert 18 <= max(np.ptp(rows), np.ptp(cols)) + 1 <= 21
+        mass = image.astype(float) / image.sum()
+        centre = [(mass.sum(axis=axis) * np.arange(28)).sum() for axis in (1, 0)]
+        assert np.allclose(centre, 14, atol=1.5)

@@ -6,17 +6,20 @@ from pathlib import Path
 
 from contract import CANARY_LABEL, MODEL_NAME, STABLE_LABEL
 from serving import models_config, protos
+from training import models_config as training_config
 
 SERVING = Path(__file__).resolve().parents[2] / "serving"
 
 
-def test_models_config_serves_champion_and_challenger():
-    config = models_config.read(SERVING / "models.config")
+def test_models_config_serves_champion_and_challenger(tmp_path):
+    """What promote writes for compose (champion 2, challenger 3) is what serving reads."""
+    written = training_config.write(training_config.build(2, 3), tmp_path / "models.config")
+    config = models_config.read(written)
     (model,) = config.model_config_list.config
     assert (model.name, model.base_path) == (MODEL_NAME, f"/models/{MODEL_NAME}")
     assert model.model_version_policy.WhichOneof("policy_choice") == "specific"
-    assert set(model.version_labels) == {STABLE_LABEL, CANARY_LABEL}
-    assert set(model.version_labels.values()) <= set(model.model_version_policy.specific.versions)
+    assert dict(model.version_labels) == {STABLE_LABEL: 2, CANARY_LABEL: 3}
+    assert set(model.model_version_policy.specific.versions) == {2, 3}
 
 
 def test_monitoring_config_enables_prometheus():

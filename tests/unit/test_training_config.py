@@ -68,3 +68,24 @@ def test_a_drawn_set_size_the_test_split_cannot_supply_is_refused_clearly(value)
     with pytest.raises(ValueError, match="DRAWN_DIGITS_PER_DIGIT must be a whole number from 1"):
         Settings.from_env({"DRAWN_DIGITS_PER_DIGIT": value})
     assert Settings.from_env({"DRAWN_DIGITS_PER_DIGIT": "20"}).drawn_per_digit == 20
+
+
+def test_real_flag_overrides_the_profile_and_names_the_run():
+    for flag, value in [("--real", True), ("--no-real", False)]:
+        args = cli.build_parser().parse_args(["train", "--profile", "quick", flag])
+        hp = profiles.hyperparams(**cli._training_kwargs(args))
+        assert hp.real is value
+        shown = "real-on" in profiles.run_name("quick", hp)
+        assert shown is (value != profiles.PROFILES["quick"].real)
+
+
+def test_the_accuracy_floor_is_the_registrys_own(capsys):
+    from training import registry
+
+    for command in ["promote", "bootstrap"]:
+        parsed = cli.build_parser().parse_args([command])
+        assert parsed.min_accuracy == registry.DEFAULT_MIN_ACCURACY
+    assert cli.build_parser().parse_args(["promote"]).tolerance == registry.DEFAULT_TOLERANCE
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["promote", "--help"])
+    assert f"(default: {registry.DEFAULT_MIN_ACCURACY})" in capsys.readouterr().out

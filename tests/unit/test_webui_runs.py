@@ -1,4 +1,4 @@
-"""Run links against an MLflow that hangs: one lookup at a time, and nobody waits for a retry."""
+"""Run links against an MLflow that hangs: one lookup at a time, and nobody waits for it."""
 
 from __future__ import annotations
 
@@ -60,11 +60,11 @@ def timed_finds(finder: RunFinder, n: int) -> list[float]:
         return list(pool.map(one, range(n)))
 
 
-def test_a_hung_mlflow_costs_one_lookup_and_holds_up_one_request(mlflow):
+def test_a_hung_mlflow_costs_one_lookup_and_holds_up_no_request(mlflow):
     url = f"http://127.0.0.1:{mlflow.server_address[1]}"
-    finder = RunFinder(url, url, "mnist", timeout=2.0, retry_after=0.2)
-    first = sorted(timed_finds(finder, 16))
-    assert first[-2] < 1.0  # only the request that asked first waited
+    finder = RunFinder(url, url, "mnist", timeout=2.0, retry_after=0.2, wait=0.1)
+    first = timed_finds(finder, 16)
+    assert max(first) < 0.5, first  # the short wait, not the 2 s timeout
     assert mlflow.requests == 1
     time.sleep(HANG)  # past retry_after, and the first request is over on the server too
     again = timed_finds(finder, 16)
