@@ -37,10 +37,11 @@ HYPERPARAM_NAMES = tuple(f.name for f in fields(Hyperparams))
 # 97.40% and 97.23%) and 0.12 and 0.02 on MNIST, but cost full 0.47 and 0.17 (from 98.17% and
 # 97.97%), so full keeps the plain skeleton. Batch 64 in full also keeps a one-epoch run on
 # 5,000 images above 90%, where batch 128 fell to 88%.
-# --real (USPS train drawn on the canvas, 7,291 more images) is off in both: on quick, seed 0,
-# it bought USPS test 0.55 points (97.31% -> 97.86%) but cost Semeion, the writers never trained
-# on, 1.89 (90.54% -> 88.65%): all real figures together it taught USPS's own normalisation
-# more than handwriting. Full was not measured with it (bench/train_profiles.py, 2026-12-07).
+# --real (USPS train drawn on the canvas, 7,291 more images) is off in both. On quick (seeds 0
+# and 1) it bought USPS test 0.55 and 1.20 points (mean 96.94% -> 97.81%) but cost Semeion,
+# the writers never trained on, 1.89 and 1.39 (mean 90.23% -> 88.59%), and MNIST and drawn a
+# few hundredths to tenths: its gain is on writers of USPS train's own source, its loss on the
+# page's new users. Full was not measured with it (bench/train_profiles.py, 2026-12-07).
 PROFILES = {
     "quick": Hyperparams(model="vgg", epochs=4, batch_size=128, learning_rate=3e-3, redraw=0.5,
                          refine=True, real=False),
