@@ -14,6 +14,7 @@ import pytest
 from corrections.store import Answer, FeedbackStore
 from training import feedback, registry, train
 from training.config import Settings
+from training.profiles import DEFAULT_FEEDBACK_WEIGHT
 from webui import pending
 
 pytestmark = pytest.mark.integration
@@ -72,8 +73,10 @@ def test_train_with_feedback_logs_both_shares_and_holds_out_the_same_rows(tmp_pa
         assert run.params["feedback_holdout_size"] == str(held)
         assert run.params["feedback_train_size"] == str(300 - held)
         assert 0 <= run.metrics["feedback_accuracy"] <= 1
-        # 600 MNIST images less the validation share, plus the training share of corrections.
-        assert run.params["train_size"] == str(540 + 300 - held)
+        # 600 MNIST images less the validation share, plus the training share of corrections,
+        # each DEFAULT_FEEDBACK_WEIGHT times.
+        assert run.params["feedback_weight"] == str(DEFAULT_FEEDBACK_WEIGHT)
+        assert run.params["train_size"] == str(540 + DEFAULT_FEEDBACK_WEIGHT * (300 - held))
     assert inputs[0]["feedback-holdout"] == inputs[1]["feedback-holdout"]
     assert inputs[0]["feedback"] == inputs[1]["feedback"]
 
