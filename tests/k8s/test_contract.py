@@ -27,8 +27,12 @@ from training.config import ENV_VARS
 
 pytestmark = pytest.mark.k8s
 
-FLAGS = (ROOT / "serving" / "tfserving.flags").read_text().split()
-SERVING_FILES = ("models.config", "batching.config", "monitoring.config")
+# In a cluster, models.config is the tfserving-config ConfigMap the trainer Jobs patch, mounted
+# at /config beside serving/'s static files; every other flag is compose's.
+K8S_MODELS_CONFIG = "/config/models.config"
+FLAGS = [f"--model_config_file={K8S_MODELS_CONFIG}" if flag.startswith("--model_config_file=")
+         else flag for flag in (ROOT / "serving" / "tfserving.flags").read_text().split()]
+SERVING_FILES = ("batching.config", "monitoring.config")
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +77,7 @@ def test_tf_serving_image_is_composes(overlay, compose):
 def test_tf_serving_config_map_is_serving_s_files_byte_for_byte():
     for overlay in OVERLAYS:
         data = find(render(overlay), "ConfigMap", "tfserving-config")["data"]
-        assert sorted(data) == sorted(SERVING_FILES)
+        assert sorted(data) == sorted([*SERVING_FILES, "models.config"])
         for name in SERVING_FILES:
             assert data[name] == (ROOT / "serving" / name).read_text(), (overlay, name)
 
@@ -286,10 +290,15 @@ def test_publish_script_is_the_one_in_the_config_map():
     assert data["publish_config.py"] == (K8S / "base" / "trainer" / "publish_config.py").read_text()
 
 
-def test_committed_serving_copies_are_current():
+def test_committed_serving_copies_are_current(tmp_path):
     for name in SERVING_FILES:
         assert (K8S / "base" / "tfserving" / name).read_bytes() == \
             (ROOT / "serving" / name).read_bytes(), f"copy serving/{name} to k8s/base/tfserving/"
+    from training import models_config as promote_writes
+
+    first = promote_writes.write(promote_writes.build(1), tmp_path / "models.config")
+    assert (K8S / "base" / "tfserving" / "models.config").read_bytes() == first.read_bytes(), \
+        "the cluster's first models.config is what promote writes for version 1"
 
 
 def test_every_yaml_in_k8s_is_used_by_a_kustomization():
