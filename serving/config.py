@@ -13,7 +13,7 @@ import argparse
 import os
 from dataclasses import dataclass
 
-from contract import GRPC_PORT, REST_PORT, WARMUP_FILE
+from contract import GRPC_PORT, LOOPBACK, REST_PORT, WARMUP_FILE
 
 DESCRIPTION = """\
 A TensorFlow-Serving-compatible REST and gRPC server for machines without Docker, and for tests.
@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
              help=f"{text} (default: {str(default).lower()})")
 
     flag("--host", default=defaults.host,
-         help="address REST and gRPC listen on; 127.0.0.1 keeps them to this machine "
+         help=f"address REST and gRPC listen on; {LOOPBACK} keeps them to this machine "
               f"(default: {defaults.host}, every interface, as tensorflow_model_server)")
     flag("--port", type=int, default=defaults.port,
          help=f"port for the gRPC API; 0 turns gRPC off (default: {defaults.port})")

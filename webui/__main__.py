@@ -28,7 +28,7 @@ from waitress.parser import HTTPRequestParser
 from waitress.server import BaseWSGIServer
 from waitress.task import ErrorTask
 
-from contract import WEBUI_PORT
+from contract import LOOPBACK, WEBUI_PORT
 from webui import create_app, messages
 
 CONNECTION_LIMIT = 4000  # open sockets; each costs a few KB of buffers, not a thread
@@ -121,7 +121,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m webui",
         description="Serve the DigitOps drawing page and its JSON API (waitress, one "
                     "process with threads: the app only waits on TF Serving).")
-    parser.add_argument("--host", default="127.0.0.1",
+    parser.add_argument("--host", default=LOOPBACK,
                         help="address to listen on; 0.0.0.0 for every interface "
                              "(default: %(default)s)")
     parser.add_argument("--port", type=int, default=WEBUI_PORT,

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import re
 
-LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
+from contract import LOOPBACK
+
+LOOPBACK_NAMES = ("localhost", LOOPBACK, "[::1]")
 ANY_HOST_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
