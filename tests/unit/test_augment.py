@@ -28,6 +28,7 @@ def test_same_seed_same_drawings(mnist):
 
 
 def test_each_digit_fills_the_20_pixel_box_with_its_centre_of_mass_in_the_middle(pairs):
+    """As predict_image frames a drawing: a lopsided wide digit's box moves only to the edge."""
     _, redrawn = pairs
     assert redrawn.dtype == np.uint8 and redrawn.shape == (300, 28, 28)
     for image in redrawn:
@@ -35,7 +36,8 @@ def test_each_digit_fills_the_20_pixel_box_with_its_centre_of_mass_in_the_middle
         weights = image.astype(float)
         centre = np.arange(28) + 0.5
         com = ((weights.sum(1) * centre).sum(), (weights.sum(0) * centre).sum())
-        assert np.allclose(np.array(com) / weights.sum(), 14, atol=1.0)
+        at_edge = image[[0, -1]].any() or image[:, [0, -1]].any()
+        assert at_edge or np.allclose(np.array(com) / weights.sum(), 14, atol=1.0)
 
 
 def test_pens_of_many_widths(pairs):
@@ -46,7 +48,10 @@ def test_pens_of_many_widths(pairs):
 
 
 def test_a_redrawn_digit_still_reads_as_its_digit(mnist, pairs):
-    """Nearest class centroid of MNIST itself reads most redrawings as their own digit."""
+    """Nearest class centroid of MNIST itself reads most redrawings as their own digit.
+
+    The centroids are MNIST's own proportions, so the redraws' wide and thin hands cost it
+    about a quarter of the originals' score (0.80 -> 0.55 refined)."""
     originals, redrawn = pairs
     x, y = mnist.x_train[1000:6000].reshape(5000, -1) / 255.0, mnist.y_train[1000:6000]
     centroids = np.stack([x[y == d].mean(axis=0) for d in range(10)])
@@ -58,7 +63,7 @@ def test_a_redrawn_digit_still_reads_as_its_digit(mnist, pairs):
     labels = mnist.y_train[:300]
     on_originals = (read(originals) == labels).mean()
     on_redrawn = (read(redrawn) == labels).mean()
-    assert on_redrawn > 0.55 and on_redrawn > on_originals - 0.25
+    assert on_redrawn > 0.5 and on_redrawn > on_originals - 0.3
 
 
 def _line(rows=range(4, 24), col=14):
@@ -101,3 +106,18 @@ def test_overshoot_carries_stroke_ends_straight_on(monkeypatch):
     assert len(above) == len(below) == 5
     assert above.min() >= rows[0, 4, 14] - 3.0 and below.max() <= rows[0, 23, 14] + 3.0
     assert above.max() < rows[0, 4, 14] and below.min() > rows[0, 23, 14]
+
+
+def test_some_hands_draw_far_wider_or_thinner(monkeypatch):
+    """The width stretch has heavy tails: a few digits come out 1.4x wider or thinner or more,
+    up to STRETCH_MAX (a normal spread of STRETCH alone reaches 1.4x about once in 80)."""
+    for spread in ("SLANT", "TURN", "BEND"):  # leave the stretch alone to measure it
+        monkeypatch.setattr(augment, spread, 0.0)
+    n = 2000
+    digit = np.repeat(np.arange(n), 4)
+    square = np.tile([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0]], (n, 1)).astype(np.float32)
+    low, high = augment._box(digit, augment._bend(digit, square, n, np.random.default_rng(0)), n)
+    width, height = (high - low).T
+    stretch = np.log(width / height)
+    assert (stretch > np.log(1.4)).mean() > 0.05 and (stretch < -np.log(1.4)).mean() > 0.05
+    assert np.abs(stretch).max() <= np.log(augment.STRETCH_MAX) + 1e-5
