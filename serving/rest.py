@@ -31,6 +31,7 @@ PREDICT_PATH = re.compile(_SPEC + r":(classify|regress|predict)", re.IGNORECASE)
 STATUS_PATH = re.compile(r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|"
                          r"(?:/labels/([^/:]+)))?(?:/(metadata))?", re.IGNORECASE)
 INT64_MAX = 2**63 - 1
+INT64_DIGITS = len(str(INT64_MAX))
 DEFAULT_METRICS_PATH = "/monitoring/prometheus/metrics"
 
 
@@ -49,9 +50,10 @@ def _version(text: str | None) -> int | None:
     if not text:
         return None
     # A number of thousands of digits is refused by its length: Python will not parse it.
-    if len(text.lstrip("0")) > len(str(INT64_MAX)) or int(text) > INT64_MAX:
+    version = int(text) if len(text.lstrip("0")) <= INT64_DIGITS else INT64_MAX + 1
+    if version > INT64_MAX:
         raise invalid(f"Failed to convert version: {text} to numeric.")
-    return int(text)
+    return version
 
 
 class RestApi:

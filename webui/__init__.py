@@ -40,6 +40,7 @@ from contract import (
     STABLE_LABEL,
 )
 from webui import messages
+from webui.hosts import ANY_HOST_PATHS
 
 log = logging.getLogger(__name__)
 
@@ -171,8 +172,6 @@ def _mlflow_auth(config: Mapping) -> tuple[str, str] | None:
 
 def _refuse_unknown_hosts():
     """Answer 400 to a Host not in WEBUI_ALLOWED_HOSTS (DNS rebinding); probes pass."""
-    from webui.hosts import ANY_HOST_PATHS
-
     if request.path in ANY_HOST_PATHS or current_app.extensions["webui.hosts"].allows(
             request.host):
         return None
