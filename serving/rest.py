@@ -49,8 +49,10 @@ def _json(body: dict, status: int = 200) -> Response:
 def _version(text: str | None) -> int | None:
     if not text:
         return None
-    # A number of thousands of digits is refused by its length: Python will not parse it.
-    version = int(text) if len(text.lstrip("0")) <= INT64_DIGITS else INT64_MAX + 1
+    # A number of thousands of digits is refused by its length (Python will not parse it),
+    # leading zeros aside: 000...07 is version 7, as TF Serving reads it.
+    digits = text.lstrip("0") or "0"
+    version = int(digits) if len(digits) <= INT64_DIGITS else INT64_MAX + 1
     if version > INT64_MAX:
         raise invalid(f"Failed to convert version: {text} to numeric.")
     return version

@@ -46,6 +46,7 @@ CASES = [
     ("POST", f"{HPT}/versions/{'9' * 5000}:predict", '{"instances": [1]}', 400,
      "Failed to convert version"),
     ("GET", f"{HPT}/versions/{'9' * 5000}", None, 400, "Failed to convert version"),
+    ("GET", f"{HPT}/versions/{'0' * 5000}9", None, 404, "Could not find version 9"),
     ("GET", "/v1/models", None, 400, "Missing model name"),
     ("GET", f"{HPT}:predict", None, 400, "Malformed request"),
     ("GET", "/v1/foo", None, 400, "Malformed request"),
