@@ -175,7 +175,8 @@ def run(settings: Settings, *, profile: str = DEFAULT_PROFILE, verbose: int = 1,
     champion's weights on a short schedule (training.finetune).
     overrides: any Hyperparams field (model, epochs, ...); None keeps the profile's value.
     """
-    start = finetune.champion(tracking.connect(settings), settings) if from_champion else None
+    client = tracking.connect(settings) if from_champion else None  # else after the data load
+    start = finetune.champion(client, settings) if client else None
     hp = hyperparams(profile, **(start.overrides(overrides) if start else overrides))
     mnist = mnist_data.load(settings.data_dir)
     drawn_digits = drawn.load(mnist, settings.drawn_dir, per_digit=settings.drawn_per_digit)
@@ -185,7 +186,7 @@ def run(settings: Settings, *, profile: str = DEFAULT_PROFILE, verbose: int = 1,
     writers = real_writers.load(settings.real_writers_dir)
     real_sets = real_writers.eval_sets(writers)
     train = real_writers.extend(train, writers, hp.real, hp.seed)
-    client = tracking.connect(settings)
+    client = client or tracking.connect(settings)
     registry.check_publishable(client, settings)
 
     import keras
