@@ -68,7 +68,7 @@ def classic(data_dir: str | None, real_writers_dir: str | None) -> dict:
 
 
 def profile(row: str, data_dir: str | None, real_writers_dir: str | None, real: bool | None,
-            seed: int) -> dict:
+            seed: int, conventions: bool | None = None) -> dict:
     """One profile through the real training pipeline, tracked in a temporary store."""
     from mlflow import MlflowClient
 
@@ -82,11 +82,12 @@ def profile(row: str, data_dir: str | None, real_writers_dir: str | None, real: 
                             models_dir=f"{tmp}/models", models_config=f"{tmp}/models.config")
         started = time.perf_counter()
         result = train.run(settings, profile=name, verbose=2, redraw=0.0 if before else None,
-                           real=real, seed=seed)
+                           real=real, conventions=conventions, seed=seed)
         wall = time.perf_counter() - started
         run = MlflowClient(settings.tracking_uri).get_run(result.run_id)
-    used_real = run.data.params["real"] == "True"
-    figures = {"name": f"{row} {'real' if used_real else 'no-real'} s{seed}",
+    used = {flag: run.data.params[flag] == "True" for flag in ("real", "conventions")}
+    shown = " ".join(flag if on else f"no-{flag[:4]}" for flag, on in used.items())
+    figures = {"name": f"{row} {shown} s{seed}",
                "params": int(run.data.params["param_count"]),
                "epochs": int(run.data.params["epochs"]),
                **{metric: run.data.metrics[metric] for metric in FIGURES},
@@ -108,6 +109,11 @@ def main() -> None:
                         help="run the profile rows with USPS train (with --no-real too: both)")
     parser.add_argument("--no-real", dest="real", action="append_const", const=False,
                         help="run the profile rows without USPS train")
+    parser.add_argument("--conventions", dest="conventions", action="append_const", const=True,
+                        help="run the profile rows with other writing conventions of 1, 7 and 9 "
+                             "(with --no-conventions too: both)")
+    parser.add_argument("--no-conventions", dest="conventions", action="append_const",
+                        const=False, help="run the profile rows without them")
     parser.add_argument("--seed", type=int, action="append",
                         help="random seed of the profile rows (repeatable; default: 0)")
     parser.add_argument("--data-dir", default=os.environ.get("MNIST_DIR"),
@@ -125,17 +131,19 @@ def main() -> None:
             continue
         for seed in args.seed or [0]:
             for real in args.real or [None]:
-                rows.append(profile(chosen, args.data_dir, args.real_writers_dir, real, seed))
+                for conventions in args.conventions or [None]:
+                    rows.append(profile(chosen, args.data_dir, args.real_writers_dir, real, seed,
+                                        conventions))
 
     load = os.getloadavg()
     print(f"\nMNIST, all 60,000 training images, tested on 10,000; {os.cpu_count()} CPU cores, "
           f"{platform.processor() or platform.machine()}, load average now {load[0]:.1f} "
           f"{load[1]:.1f} {load[2]:.1f}; wall time includes evaluation; drawn = the "
           "drawn-digit set; USPS = USPS test, Semeion = rows 800 on, both as canvas drawings")
-    print(f"{'':26}{'params':>9}{'epochs':>7}{'MNIST':>8}{'drawn':>8}{'USPS':>8}"
+    print(f"{'':34}{'params':>9}{'epochs':>7}{'MNIST':>8}{'drawn':>8}{'USPS':>8}"
           f"{'Semeion':>8}{'wall':>8}{'s/epoch':>8}  target (MNIST / drawn / USPS / Semeion)")
     for r in rows:
-        print(f"{r['name']:26}{r['params']:>9,}{r['epochs']:>7}"
+        print(f"{r['name']:34}{r['params']:>9,}{r['epochs']:>7}"
               + "".join(f"{r[metric]:>8.2%}" for metric in FIGURES)
               + f"{r['wall_s'] / 60:>7.1f}m{r['s_per_epoch']:>8.1f}  {r.get('target', '')}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

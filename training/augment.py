@@ -40,6 +40,12 @@ SLANT, TURN, STRETCH, BEND = 0.2, 7.0, 0.15, 0.045
 # width stretch is a Student t with this many degrees of freedom (about 1 digit in 13 is made
 # 1.4 times wider or more, as many as much thinner), cut at this factor either way.
 STRETCH_DF, STRETCH_MAX = 2, 2.0
+# Writing conventions MNIST's American writers rarely use and much of the world does: a 1 with
+# a long upstroke (a flag), some with a foot; a 7 crossed at its middle; a 9 whose tail curls
+# back to the left. With --conventions, this share of the redrawn 1s, 7s and 9s gets one, drawn
+# with the same pen as the rest of the digit.
+CONVENTION_SHARE = 0.3
+STEP = 0.5  # pixels (of 28) between the points of an added stroke
 
 
 def skeleton_points(images: np.ndarray, rng: np.random.Generator | None = None
@@ -216,10 +222,12 @@ def _centre_of_mass(ink: np.ndarray) -> np.ndarray:
     return padded[np.arange(len(ink))[:, None, None], rows[:, :, None], cols[:, None, :]]
 
 
-def restroke(images: np.ndarray, seed: int, refine: bool = False) -> np.ndarray:
+def restroke(images: np.ndarray, seed: int, refine: bool = False,
+             labels: np.ndarray | None = None) -> np.ndarray:
     """Redraw uint8 [n, 28, 28] MNIST digits as pen drawings; returns uint8 [n, 28, 28].
 
     refine: along a pruned, smoothed skeleton whose strokes run on (see skeleton_points).
+    labels: the digits' labels, to draw some 1s, 7s and 9s in other conventions (conventions).
     Chunks of CHUNK digits are drawn on a thread per core (numpy and scipy let go of the GIL
     for their array work), each with its own random stream spawned from `seed`, so the
     result does not depend on the number of cores.
@@ -228,14 +236,83 @@ def restroke(images: np.ndarray, seed: int, refine: bool = False) -> np.ndarray:
     streams = np.random.SeedSequence(seed).spawn(len(chunks))
     with ThreadPoolExecutor(os.cpu_count()) as pool:
         drawn = list(pool.map(lambda start, stream: _restroke_chunk(
-            images[start:start + CHUNK], np.random.default_rng(stream), refine), chunks, streams))
+            images[start:start + CHUNK], np.random.default_rng(stream), refine,
+            None if labels is None else labels[start:start + CHUNK]), chunks, streams))
     return np.concatenate(drawn) if drawn else np.empty_like(images)
 
 
-def _restroke_chunk(images: np.ndarray, rng: np.random.Generator, refine: bool) -> np.ndarray:
+def _restroke_chunk(images: np.ndarray, rng: np.random.Generator, refine: bool,
+                    labels: np.ndarray | None) -> np.ndarray:
     n = len(images)
     digit, xy = skeleton_points(images, rng if refine else None)
+    if labels is not None:
+        digit, xy = conventions(digit, xy, labels, rng)
     pen = np.exp(rng.uniform(*np.log(PEN_RANGE), size=n))
     placed = _frame(digit, _bend(digit, xy, n, rng), n, pen)
     ink = _centre_of_mass(_draw(digit, placed, pen))
     return np.round(ink * 255).astype(np.uint8)
+
+
+def conventions(digit: np.ndarray, xy: np.ndarray, labels: np.ndarray,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Add a convention's stroke to a CONVENTION_SHARE of the 1s, 7s and 9s (see above).
+
+    Works on skeleton points (digit index [p], (x, y) [p, 2], y down, sorted by digit) and
+    returns more of them, still sorted; the bend, framing and pen that follow treat the new
+    stroke as part of the digit.
+    """
+    n = len(labels)
+    starts = np.searchsorted(digit, np.arange(n + 1))
+    chosen = np.nonzero((rng.random(n) < CONVENTION_SHARE) & np.isin(labels, list(_STROKES)))[0]
+    added = [_STROKES[int(labels[d])](xy[starts[d]:starts[d + 1]], rng) for d in chosen]
+    if not added:
+        return digit, xy
+    digit = np.concatenate([digit, *(np.full(len(a), d) for d, a in zip(chosen, added,
+                                                                          strict=True))])
+    xy = np.concatenate([xy, *added]).astype(np.float32)
+    order = np.argsort(digit, kind="stable")
+    return digit[order], xy[order]
+
+
+def _line(start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    count = max(2, int(np.ceil(np.linalg.norm(end - start) / STEP)) + 1)
+    return start + np.linspace(0.0, 1.0, count)[:, None] * (end - start)
+
+
+def _flag(points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A 1's upstroke: from its top, down to the left; a third of them also stand on a foot."""
+    height = np.ptp(points[:, 1]) + 1
+    top = points[points[:, 1].argmin()]
+    angle = np.deg2rad(rng.uniform(15, 50))
+    flag = _line(top, top + rng.uniform(0.3, 0.6) * height * np.array([-np.cos(angle),
+                                                                        np.sin(angle)]))
+    if rng.random() >= 1 / 3:
+        return flag
+    bottom = points[points[:, 1].argmax()]
+    half = rng.uniform(0.15, 0.3) * height
+    return np.concatenate([flag, _line(bottom - [half, 0], bottom + [half, 0])])
+
+
+def _crossbar(points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A 7's bar across its stem, a little below the middle, nearly level."""
+    low, height = points[:, 1].min(), np.ptp(points[:, 1]) + 1
+    y = low + rng.uniform(0.45, 0.65) * height
+    near = np.abs(points[:, 1] - y) < 1.5
+    x = np.median(points[near, 0]) if near.any() else points[:, 0].mean()
+    half = rng.uniform(0.15, 0.25) * height
+    tilt = rng.normal(0, 0.1) * half
+    return _line(np.array([x - half, y + tilt]), np.array([x + half, y - tilt]))
+
+
+def _tail(points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A 9's tail carried on from its lowest point, curling down and back to the left."""
+    height = np.ptp(points[:, 1]) + 1
+    bottom = points[points[:, 1].argmax()]
+    radius = rng.uniform(0.12, 0.25) * height
+    sweep = np.deg2rad(rng.uniform(90, 180))
+    turn = np.linspace(0.0, sweep, max(3, int(np.ceil(radius * sweep / STEP)) + 1))
+    centre = bottom - [radius, 0]
+    return centre + radius * np.stack([np.cos(turn), np.sin(turn)], axis=1)
+
+
+_STROKES = {1: _flag, 7: _crossbar, 9: _tail}

@@ -74,6 +74,9 @@ def _add_training_flags(parser: argparse.ArgumentParser, profile_default: str) -
                         help="add USPS train (7,291 digits by other writers, drawn on the canvas "
                              "and normalised as the served graph does) to the training images "
                              + default("real"))
+    parser.add_argument("--conventions", action=argparse.BooleanOptionalAction,
+                        help="redraw some 1s with a flag, 7s crossed and 9s with a curled tail, "
+                             "as much of the world writes them " + default("conventions"))
     parser.add_argument("--train-limit", type=_positive_int,
                         help="train on the first N shuffled images (default: all 60,000)")
     parser.add_argument("--seed", type=int, help="random seed (default: 0)")

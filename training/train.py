@@ -75,7 +75,8 @@ def training_batches(x: np.ndarray, y: np.ndarray, hp: Hyperparams,
 
     from training import augment
 
-    twins = augment.restroke(x, hp.seed, refine=hp.refine) if hp.redraw else x
+    twins = (augment.restroke(x, hp.seed, refine=hp.refine, labels=y if hp.conventions else None)
+             if hp.redraw else x)
     redraw = np.full(len(x), hp.redraw, np.float32)
     source = np.zeros(len(x), bool)
     if corrections is not None:

@@ -121,3 +121,58 @@ def test_some_hands_draw_far_wider_or_thinner(monkeypatch):
     stretch = np.log(width / height)
     assert (stretch > np.log(1.4)).mean() > 0.05 and (stretch < -np.log(1.4)).mean() > 0.05
     assert np.abs(stretch).max() <= np.log(augment.STRETCH_MAX) + 1e-5
+
+
+def _stems(labels):
+    """A vertical stroke (x 14, y 4..23) for each label, as skeleton points sorted by digit."""
+    ys = np.arange(4.0, 24.0)
+    digit = np.repeat(np.arange(len(labels)), len(ys))
+    xy = np.stack([np.full(len(digit), 14.0), np.tile(ys, len(labels))], axis=1)
+    return digit, xy.astype(np.float32), np.asarray(labels)
+
+
+def _added(labels, monkeypatch, share=1.0):
+    monkeypatch.setattr(augment, "CONVENTION_SHARE", share)
+    digit, xy, labels = _stems(labels)
+    new_digit, new_xy = augment.conventions(digit, xy, labels, np.random.default_rng(0))
+    assert (np.diff(new_digit) >= 0).all()  # still sorted by digit, as the bend expects
+    return [new_xy[new_digit == d][20:] for d in range(len(labels))]  # each one's new points
+
+
+def test_a_flagged_1_gains_an_upstroke_from_its_top_down_to_the_left(monkeypatch):
+    for flag in _added([1] * 20, monkeypatch):
+        upstroke = flag[flag[:, 1] < 14]
+        assert len(upstroke) > 5 and (upstroke[:, 0] <= 14).all()
+        assert upstroke[:, 0].min() < 14 - 4 and upstroke[:, 1].min() >= 4 - 1e-3
+
+
+def test_a_crossed_7_gains_a_bar_across_its_stem_below_the_middle(monkeypatch):
+    for bar in _added([7] * 20, monkeypatch):
+        assert bar[:, 0].min() < 14 - 2 and bar[:, 0].max() > 14 + 2
+        assert 12 < bar[:, 1].mean() < 18 and np.ptp(bar[:, 1]) < 3
+
+
+def test_a_curled_9_gains_a_tail_below_its_end_turning_left(monkeypatch):
+    for tail in _added([9] * 20, monkeypatch):
+        assert tail[:, 1].max() > 23 + 2 and tail[:, 0].min() < 14 - 2
+        assert (tail[:, 0] <= 14 + 1e-3).all() and (tail[:, 1] >= 23 - 1e-3).all()
+
+
+def test_other_digits_and_the_rest_of_the_share_stay_as_written(monkeypatch):
+    assert all(len(new) == 0 for new in _added([0, 2, 3, 4, 5, 6, 8], monkeypatch))
+    changed = [len(new) > 0 for new in _added([1, 7, 9] * 400, monkeypatch, share=0.3)]
+    assert 0.25 < np.mean(changed) < 0.35
+
+
+def test_restroke_draws_the_added_strokes(monkeypatch):
+    """Redrawn with labels, a 7 written as a plain stem comes out with ink across its middle."""
+    monkeypatch.setattr(augment, "CONVENTION_SHARE", 1.0)
+    stems = np.zeros((50, 28, 28), np.uint8)
+    stems[:, 4:24, 13:15] = 255
+    plain = augment.restroke(stems, seed=0, labels=np.zeros(50, int))
+    crossed = augment.restroke(stems, seed=0, labels=np.full(50, 7))
+
+    def widest(images):
+        return np.mean([np.ptp(np.nonzero(image[10:18] > 128)[1]) for image in images])
+
+    assert widest(crossed) > widest(plain) + 3
