@@ -85,16 +85,18 @@ def _add_training_flags(parser: argparse.ArgumentParser, profile_default: str) -
 def _add_learning_flags(parser: argparse.ArgumentParser, from_champion: bool = False) -> None:
     """How a run learns from the corrections: shared by train and retrain."""
     parser.add_argument("--feedback-weight", type=_positive_int,
-                        default=profiles.DEFAULT_FEEDBACK_WEIGHT,
                         help="with --feedback: each correction trains this many times per "
-                             "epoch, every copy turned and redrawn its own way "
-                             "(default: %(default)s)")
+                             "epoch, every copy turned and redrawn its own way (default: "
+                             f"{profiles.DEFAULT_FEEDBACK_WEIGHT}, "
+                             f"{profiles.FINE_TUNE_FEEDBACK_WEIGHT} with --from-champion)")
     schedule = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in profiles.FINE_TUNE.items())
     parser.add_argument("--from-champion", action=argparse.BooleanOptionalAction,
                         default=from_champion,
                         help="start from the champion's weights and fine-tune briefly on the "
                              f"corrections plus a replay sample of MNIST ({schedule} unless "
-                             f"given) (default: {'on' if from_champion else 'off'})")
+                             "given), keeping the champion's batch statistics and ending "
+                             f"{profiles.FINE_TUNE_KEEP:g} of the way from its weights to the "
+                             f"tuned ones (default: {'on' if from_champion else 'off'})")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,11 @@ A full run learns MNIST from scratch; to learn a few hundred corrections the cha
 needs a short refresher. The run builds the champion's architecture, copies in the weights of
 its published SavedModel (models/mnist/N: what TF Serving serves, so what people corrected)
 and trains FINE_TUNE's short schedule on the corrections plus a replay sample of MNIST, which
-keeps it from forgetting the digits it already reads.
+keeps it from forgetting the digits it already reads. Two more guards against forgetting: the
+batch-norm statistics stay the champion's (train.compile_model), and the trained weights end
+FINE_TUNE_KEEP of the way from the champion's to where training took them (weight-space
+ensembling, as in Wortsman et al., "Robust fine-tuning of zero-shot models", 2022): most of
+what the corrections taught, little of what the replay could not hold.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from pathlib import Path
 
 from contract import CHAMPION_ALIAS
 from training.config import Settings
-from training.profiles import FINE_TUNE
+from training.profiles import FINE_TUNE, FINE_TUNE_KEEP
 from training.registry import RegistryError
 
 ARCHITECTURE = {"model": str, "width": int}  # champion run params the network must match
@@ -50,6 +54,17 @@ class Champion:
                                 f"{net.name} of this shape; train without --from-champion.")
         for target, value in zip(mine, saved, strict=True):
             target.assign(value)
+
+    def blend_into(self, net, keep: float = FINE_TUNE_KEEP) -> None:
+        """Move `net`'s trained weights back toward the champion's: keep `keep` of the change."""
+        import keras
+        import tensorflow as tf
+
+        saved = _weights(tf.saved_model.load(str(self.saved_model)).variables)
+        for target, start in zip(_weights(net.variables), saved, strict=True):
+            if "float" in str(target.dtype):
+                start = start.numpy()
+                target.assign(start + keep * (keras.ops.convert_to_numpy(target) - start))
 
 
 def _weights(variables) -> list:

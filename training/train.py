@@ -16,7 +16,14 @@ from contract import REAL_SEMEION_TAG, REAL_USPS_TAG
 from training import canvas, drawn, feedback, finetune, real_writers, registry, tracking
 from training import data as mnist_data
 from training.config import Settings
-from training.profiles import DEFAULT_PROFILE, Hyperparams, hyperparams, run_name
+from training.profiles import (
+    DEFAULT_FEEDBACK_WEIGHT,
+    DEFAULT_PROFILE,
+    FINE_TUNE_FEEDBACK_WEIGHT,
+    Hyperparams,
+    hyperparams,
+    run_name,
+)
 
 VALIDATION_FRACTION = 0.1
 MAX_VALIDATION = 5000
@@ -45,14 +52,22 @@ def split(mnist: mnist_data.Mnist, limit: int | None, seed: int):
     return (mnist.x_train[train], mnist.y_train[train]), (mnist.x_train[val], mnist.y_train[val])
 
 
-def compile_model(hp: Hyperparams, steps: int):
-    """Build the architecture with Adam on a warm-up-then-cosine learning-rate schedule."""
+def compile_model(hp: Hyperparams, steps: int, fine_tune: bool = False):
+    """Build the architecture with Adam on a warm-up-then-cosine learning-rate schedule.
+
+    fine_tune: keep the batch-norm statistics (and scales) that will be loaded: a few hundred
+    corrections of one population must not redefine what a normal activation is for all.
+    """
     import keras
 
     from training import models
 
     keras.utils.set_random_seed(hp.seed)
     model = models.build(hp.model, width=hp.width, augment=hp.augment)
+    if fine_tune:
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False  # in Keras 3 this also runs it in inference mode
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=hp.learning_rate / 10, decay_steps=steps,
         warmup_target=hp.learning_rate, warmup_steps=max(1, steps // 10),
@@ -167,18 +182,21 @@ def _log_figures(mnist, predicted, history, drawn, canvas_result) -> None:
 
 
 def run(settings: Settings, *, profile: str = DEFAULT_PROFILE, verbose: int = 1,
-        use_feedback: bool = False, feedback_weight: int = feedback.DEFAULT_FEEDBACK_WEIGHT,
+        use_feedback: bool = False, feedback_weight: int | None = None,
         from_champion: bool = False, **overrides) -> TrainResult:
     """Train, evaluate, log everything to MLflow, register version N and publish models/mnist/N.
 
     use_feedback: add the page's corrections (all but the held-out share) to the training
-    split, each `feedback_weight` times (training.feedback). from_champion: start from the
-    champion's weights on a short schedule (training.finetune).
+    split, each `feedback_weight` times (training.feedback; None: DEFAULT_FEEDBACK_WEIGHT, or
+    FINE_TUNE_FEEDBACK_WEIGHT from the champion). from_champion: start from the champion's
+    weights on a short schedule, and end part of the way back to them (training.finetune).
     overrides: any Hyperparams field (model, epochs, ...); None keeps the profile's value.
     """
     client = tracking.connect(settings) if from_champion else None  # else after the data load
     start = finetune.champion(client, settings) if client else None
     hp = hyperparams(profile, **(start.overrides(overrides) if start else overrides))
+    feedback_weight = feedback_weight or (FINE_TUNE_FEEDBACK_WEIGHT if start
+                                          else DEFAULT_FEEDBACK_WEIGHT)
     mnist = mnist_data.load(settings.data_dir)
     drawn_digits = drawn.load(mnist, settings.drawn_dir, per_digit=settings.drawn_per_digit)
     train, val = split(mnist, hp.train_limit, hp.seed)
@@ -196,7 +214,7 @@ def run(settings: Settings, *, profile: str = DEFAULT_PROFILE, verbose: int = 1,
 
     trained_on = len(train[0]) + (len(weighted) if weighted else 0)
     steps = hp.epochs * -(-trained_on // hp.batch_size)
-    net = compile_model(hp, steps)
+    net = compile_model(hp, steps, fine_tune=bool(start))
     if start:
         start.load_into(net)
     name = run_name(profile, hp) + (f"-from-v{start.version}" if start else "")
@@ -222,6 +240,8 @@ def run(settings: Settings, *, profile: str = DEFAULT_PROFILE, verbose: int = 1,
         history = net.fit(training_batches(*train, hp, weighted), validation_data=(
             val[0].astype("float32"), val[1]), epochs=hp.epochs,
             callbacks=[logger], shuffle=False, verbose=verbose)  # the batches come shuffled
+        if start:
+            start.blend_into(net)
         metrics, predicted = _evaluate(net, mnist)
         metrics.update(feedback.evaluate(lambda x: net.predict(x, verbose=0), corrections))
         metrics.update(train_seconds=time.perf_counter() - started,

@@ -23,7 +23,7 @@ from corrections.store import FeedbackStore
 from tests.integration.test_feedback_training import settings_in, store_corrections
 from training import feedback, finetune, models_config, registry, retrain, train
 from training.config import ENV_VARS
-from training.profiles import hyperparams
+from training.profiles import FINE_TUNE_FEEDBACK_WEIGHT, hyperparams
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -97,7 +97,44 @@ def test_from_champion_starts_from_the_champions_weights(champion, mnist):
     assert abs(tuned.test_accuracy - first.test_accuracy) < 0.02 and first.test_accuracy > 0.5
     run = MlflowClient(settings.tracking_uri).get_run(tuned.run_id)
     assert run.data.params["from_champion"] == str(first.version)
+    assert run.data.params["feedback_weight"] == str(FINE_TUNE_FEEDBACK_WEIGHT)
     assert run.info.run_name.endswith(f"-from-v{first.version}")
+
+
+def test_a_fine_tune_ends_part_of_the_way_back_to_the_champion(champion):
+    import keras
+
+    from training import models, tracking
+
+    settings, _ = champion
+    start = finetune.champion(tracking.connect(settings), settings)
+    net = models.build("convnet", width=16)
+    start.load_into(net)
+    before = [keras.ops.convert_to_numpy(v) for v in net.weights]
+    for variable, value in zip(net.weights, before, strict=True):
+        variable.assign(value + 1.0)  # where a fine-tune took them
+    start.blend_into(net, keep=0.25)
+    for variable, value in zip(net.weights, before, strict=True):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(variable), value + 0.25, atol=1e-5)
+
+
+def test_a_fine_tune_keeps_the_champions_batch_statistics(mnist):
+    """Corrections from one population train the weights, not what a normal activation is."""
+    import keras
+
+    hp = hyperparams("quick", width=8, batch_size=64, redraw=0.0)
+    statistics = {}
+    for fine_tune in (False, True):
+        net = train.compile_model(hp, steps=2, fine_tune=fine_tune)
+        norms = [layer for layer in net.layers
+                 if isinstance(layer, keras.layers.BatchNormalization)]
+        before = [keras.ops.convert_to_numpy(v) for layer in norms for v in layer.variables]
+        net.fit(mnist.x_train[:128].astype("float32") * 3, mnist.y_train[:128], epochs=1,
+                batch_size=64, verbose=0)
+        after = [keras.ops.convert_to_numpy(v) for layer in norms for v in layer.variables]
+        statistics[fine_tune] = all(np.array_equal(a, b) for a, b in zip(before, after,
+                                                                         strict=True))
+    assert statistics == {False: False, True: True}
 
 
 def _versions(settings) -> list[int]:
