@@ -264,8 +264,11 @@ def proving_ground(args, settings: Settings, sizes: dict) -> dict:
 
     curve = [row(first.version, corrections=0, decision="first champion")]
     print(curve[-1], flush=True)
+    # As every stack runs it (serving/tfserving.flags): promote labels a version before it
+    # has loaded, and a strict server would refuse that config and keep serving the old one.
     flags = (f"--model_config_file={settings.models_config}",
-             "--model_config_file_poll_wait_seconds=1", AS_THE_STACKS)
+             "--model_config_file_poll_wait_seconds=1", "--file_system_poll_wait_seconds=1",
+             "--allow_version_labels_for_unavailable_models=true", AS_THE_STACKS)
     with model_server(*flags) as (serving, _), \
             web_ui(serving, env={"FEEDBACK_DB_URL": settings.feedback_db_url}) as ui:
         session, sent = requests.Session(), 0
