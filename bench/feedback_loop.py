@@ -210,19 +210,6 @@ def correct_through_page(ui: str, pngs: list[bytes], labels, session: requests.S
     return right
 
 
-def page_accuracy(settings: Settings, version: int, pngs: list[bytes], labels) -> float:
-    """A published version's accuracy on canvas PNGs through its predict_image graph."""
-    import tensorflow as tf
-
-    from contract import DIGIT_OUTPUT
-
-    signature = tf.saved_model.load(str(Path(settings.base_dir) / str(version))).signatures[
-        IMAGE_SIGNATURE]
-    said = np.concatenate([signature(**{IMAGE_INPUT: tf.constant(pngs[i:i + 200])})[
-        DIGIT_OUTPUT].numpy() for i in range(0, len(pngs), 200)])
-    return round(float((said == np.asarray(labels)).mean()), 4)
-
-
 def wait_for_stable(serving_url: str, version: int, timeout: float = 60) -> None:
     """Until label stable answers with `version` (the server re-reads models.config)."""
     from contract import STABLE_LABEL, serving_version
@@ -243,12 +230,8 @@ def proving_ground(args, settings: Settings, sizes: dict) -> dict:
     from training import real_writers, retrain, tracking
 
     writers = real_writers.load(args.real_writers_dir)
-    users = slice(0, real_writers.SEMEION_USERS_ROWS)
-    held = slice(real_writers.SEMEION_USERS_ROWS, None)
-    user_pngs = real_writers.canvas_pngs(writers.semeion.x[users], seed=0)
-    user_labels = writers.semeion.y[users]
-    eval_pngs = real_writers.canvas_pngs(writers.semeion.x[held], seed=0)
-    eval_labels = writers.semeion.y[held]
+    user_pngs = real_writers.canvas_pngs(writers.semeion_users.x, seed=0)
+    user_labels = writers.semeion_users.y
     steps = [int(n) for n in args.steps.split(",")]
 
     print(f"training the champion ({sizes or 'quick profile'})...", flush=True)
@@ -257,10 +240,12 @@ def proving_ground(args, settings: Settings, sizes: dict) -> dict:
     client = tracking.connect(settings)
 
     def row(version: int, **extra) -> dict:
-        test = registry.versions_by_number(client, settings)[version].test_accuracy
-        return {"version": version, "test_accuracy": round(test, 4),
-                "real_accuracy_semeion": page_accuracy(settings, version, eval_pngs,
-                                                       eval_labels), **extra}
+        """The version's figures as its training run measured them (Semeion rows 800 on)."""
+        info = registry.versions_by_number(client, settings)[version]
+        return {"version": version, "test_accuracy": round(info.test_accuracy, 4),
+                "real_accuracy_semeion": round(info.real_accuracy_semeion, 4),
+                "real_accuracy_usps": round(info.real_accuracy_usps, 4),
+                "canvas_accuracy": round(info.canvas_accuracy, 4), **extra}
 
     curve = [row(first.version, corrections=0, decision="first champion")]
     print(curve[-1], flush=True)
