@@ -16,6 +16,7 @@ what the corrections taught, little of what the replay could not hold.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from contract import CHAMPION_ALIAS
@@ -43,27 +44,28 @@ class Champion:
                                  f"{self.version}: {name} {value}); drop --{name}.")
         return {**FINE_TUNE, **given, **self.architecture}
 
-    def load_into(self, net) -> None:
-        """Copy the champion's weights into `net`, variable by variable, shapes checked."""
+    @cached_property
+    def weights(self) -> list:
+        """The champion's weights as arrays, read from its SavedModel once per run."""
         import tensorflow as tf
 
-        saved = _weights(tf.saved_model.load(str(self.saved_model)).variables)
+        return [v.numpy() for v in _weights(tf.saved_model.load(str(self.saved_model)).variables)]
+
+    def load_into(self, net) -> None:
+        """Copy the champion's weights into `net`, variable by variable, shapes checked."""
         mine = _weights(net.variables)
-        if [tuple(v.shape) for v in saved] != [tuple(v.shape) for v in mine]:
+        if [v.shape for v in self.weights] != [tuple(v.shape) for v in mine]:
             raise RegistryError(f"Version {self.version}'s SavedModel does not hold a "
                                 f"{net.name} of this shape; train without --from-champion.")
-        for target, value in zip(mine, saved, strict=True):
+        for target, value in zip(mine, self.weights, strict=True):
             target.assign(value)
 
     def blend_into(self, net, keep: float = FINE_TUNE_KEEP) -> None:
         """Move `net`'s trained weights back toward the champion's: keep `keep` of the change."""
         import keras
-        import tensorflow as tf
 
-        saved = _weights(tf.saved_model.load(str(self.saved_model)).variables)
-        for target, start in zip(_weights(net.variables), saved, strict=True):
+        for target, start in zip(_weights(net.variables), self.weights, strict=True):
             if "float" in str(target.dtype):
-                start = start.numpy()
                 target.assign(start + keep * (keras.ops.convert_to_numpy(target) - start))
 
 
